@@ -1,0 +1,41 @@
+import {Command, Flags} from '@oclif/core';
+import {describeError, exitCodeFor, FerryError} from '../src/errors.js';
+
+/**
+ * Every ferry command: errors become one `ferry: …` line on stderr and an exit code from
+ * `exitCodeFor` (2 usage, 1 everything else, 130/143 signals); stack traces only with FERRY_DEBUG=1.
+ * stdout carries results only.
+ */
+export abstract class FerryCommand extends Command {
+  static override baseFlags = {
+    quiet: Flags.boolean({char: 'q', description: 'Print no progress or notes on stderr.', default: false}),
+  };
+
+  /** Notes and warnings go to stderr, never stdout. */
+  protected note(message: string): void {
+    if (!this.quietRequested()) process.stderr.write(`ferry: ${message}\n`);
+  }
+
+  protected quietRequested(): boolean {
+    return this.argv.includes('--quiet') || this.argv.includes('-q');
+  }
+
+  protected writeJson(value: unknown): void {
+    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  protected override async catch(error: Error & {oclif?: {exit?: number}; exitCode?: number}): Promise<unknown> {
+    // oclif's own parse errors (unknown flag, missing arg) carry exit 2: usage errors.
+    const oclifExit = error.oclif?.exit;
+    const code = error instanceof FerryError ? exitCodeFor(error) : typeof oclifExit === 'number' ? (oclifExit === 2 || isParseError(error) ? 2 : oclifExit) : isParseError(error) ? 2 : 1;
+    if (code === 0) return undefined; // oclif's exit(0) (help/version)
+    process.stderr.write(`ferry: ${describeError(error)}\n`);
+    if (process.env.FERRY_DEBUG === '1' && error.stack) process.stderr.write(`${error.stack}\n`);
+    process.exitCode = code;
+    return undefined;
+  }
+}
+
+function isParseError(error: Error): boolean {
+  return /Parse|Flag|Arg|Missing|Unexpected|Nonexistent/.test(error.constructor?.name ?? '') || /^(Missing|Unexpected|Nonexistent|Expected)/.test(error.message);
+}

@@ -1,0 +1,109 @@
+/**
+ * One error family for the whole library. Library code throws these and never prints; the CLI's
+ * base command maps them to exit codes in one place (`exitCodeFor`).
+ */
+export type FerryErrorCode =
+  | 'USAGE'
+  | 'NOT_FOUND'
+  | 'UNKNOWN_FORMAT'
+  | 'BAD_ARCHIVE'
+  | 'BAD_JSON'
+  | 'BAD_TAR'
+  | 'DIGEST_MISMATCH'
+  | 'SIZE_MISMATCH'
+  | 'MISSING_BLOB'
+  | 'UNSAFE_PATH'
+  | 'LIMIT_EXCEEDED'
+  | 'UNSUPPORTED'
+  | 'EXISTS'
+  | 'IO'
+  | 'INTERRUPTED'
+  | 'VERIFY_FAILED';
+
+export class FerryError extends Error {
+  override name = 'FerryError';
+  readonly code: FerryErrorCode;
+  constructor(code: FerryErrorCode, message: string, options?: {cause?: unknown}) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** Bad flags, arguments or transport names: exit 2. */
+export class UsageError extends FerryError {
+  override name = 'UsageError';
+  constructor(message: string, options?: {cause?: unknown}) {
+    super('USAGE', message, options);
+  }
+}
+
+/** Both sides of a mismatch are named, as go-containerregistry's validate does. */
+export class DigestMismatchError extends FerryError {
+  override name = 'DigestMismatchError';
+  constructor(
+    readonly what: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super('DIGEST_MISMATCH', `${what}: digest mismatch: expected ${expected}, got ${actual}`);
+  }
+}
+
+export class SizeMismatchError extends FerryError {
+  override name = 'SizeMismatchError';
+  constructor(
+    readonly what: string,
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super('SIZE_MISMATCH', `${what}: size mismatch: expected ${expected} bytes, got ${actual}`);
+  }
+}
+
+/** A signal stopped the work; exit 128 + signal number, as shells report it. */
+export class InterruptedError extends FerryError {
+  override name = 'InterruptedError';
+  constructor(readonly signal: NodeJS.Signals) {
+    super('INTERRUPTED', `interrupted by ${signal}`);
+  }
+}
+
+const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = {SIGINT: 130, SIGTERM: 143, SIGHUP: 129};
+
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof UsageError) return 2;
+  if (error instanceof InterruptedError) return SIGNAL_EXIT[error.signal] ?? 1;
+  return 1;
+}
+
+/** Wraps a Node system error (ENOENT, ENOSPC, EACCES…) as a FerryError naming the path. */
+export function ioError(error: unknown, what: string): FerryError {
+  if (error instanceof FerryError) return error;
+  const e = error as NodeJS.ErrnoException;
+  if (e && typeof e === 'object' && typeof e.code === 'string') {
+    const reason =
+      e.code === 'ENOENT'
+        ? 'no such file or directory'
+        : e.code === 'ENOSPC'
+          ? 'no space left on device'
+          : e.code === 'EACCES' || e.code === 'EPERM'
+            ? 'permission denied'
+            : e.code === 'EISDIR'
+              ? 'is a directory'
+              : e.code === 'ENOTDIR'
+                ? 'not a directory'
+                : e.code === 'EEXIST'
+                  ? 'already exists'
+                  : e.code === 'EPIPE'
+                    ? 'broken pipe'
+                    : e.message;
+    return new FerryError(e.code === 'ENOENT' ? 'NOT_FOUND' : 'IO', `${what}: ${reason}`, {cause: error});
+  }
+  return new FerryError('IO', `${what}: ${e instanceof Error ? e.message : String(e)}`, {cause: error});
+}
+
+/** Human message for any thrown value, one line. */
+export function describeError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/\s*\n\s*/g, ' ').trim();
+}

@@ -1,0 +1,121 @@
+import {FerryError, describeError} from '../../errors.js';
+import {RangeLayer} from '../../io/blob-layer.js';
+import type {FileTree} from '../../io/file-tree.js';
+import {MAX_JSON_BYTES} from '../../io/limits.js';
+import {sniffCompression} from '../../io/compression.js';
+import {configPlatform, parseConfig, parseJson} from '../../model/config.js';
+import {isRecord} from '../../model/descriptor.js';
+import {sha256Of, type Digest} from '../../model/digest.js';
+import {isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type Layer} from '../../model/image.js';
+import {layerMediaType, MediaType} from '../../model/media-types.js';
+import {sameReference} from '../../model/reference.js';
+import {isOciLayout, readLayoutEntries} from '../layout/read.js';
+import {MissingLayer} from '../missing-layer.js';
+import {createHash} from 'node:crypto';
+
+/** One manifest.json item (moby image/spec/v1.2 + tarexport). */
+export interface DockerManifestItem {
+  Config: string;
+  RepoTags: string[] | null;
+  Layers: string[];
+  Parent?: string;
+  LayerSources?: Record<string, unknown>;
+}
+
+export async function hasDockerManifest(tree: FileTree): Promise<boolean> {
+  return (await tree.topLevel()).includes('manifest.json');
+}
+
+export async function readManifestJson(tree: FileTree): Promise<DockerManifestItem[]> {
+  const range = await tree.file('manifest.json');
+  if (!range) throw new FerryError('BAD_ARCHIVE', `${tree.label}: manifest.json is missing`);
+  const where = `${tree.label}: manifest.json`;
+  const parsed = parseJson(await range.readAll(MAX_JSON_BYTES), where);
+  if (parsed === null) return []; // docker 20.10 loads nothing from a null manifest (FORMATS.md §1)
+  if (!Array.isArray(parsed)) throw new FerryError('BAD_JSON', `${where}: expected a JSON array`);
+  return parsed.map((item, i) => {
+    const at = `${where} [${i}]`;
+    if (!isRecord(item)) throw new FerryError('BAD_JSON', `${at}: not an object`);
+    if (typeof item.Config !== 'string') throw new FerryError('BAD_JSON', `${at}: Config is not a string`);
+    if (item.RepoTags !== null && item.RepoTags !== undefined && !(Array.isArray(item.RepoTags) && item.RepoTags.every((t) => typeof t === 'string'))) {
+      throw new FerryError('BAD_JSON', `${at}: RepoTags is not an array of strings`);
+    }
+    if (!Array.isArray(item.Layers) || !item.Layers.every((l) => typeof l === 'string')) throw new FerryError('BAD_JSON', `${at}: Layers is not an array of strings`);
+    return item as unknown as DockerManifestItem;
+  });
+}
+
+/**
+ * Reads `docker save` output: Docker 25+ (OCI layout + manifest.json: index.json preferred, names
+ * from RepoTags merged in) or the legacy layout (manifest.json drives, FORMATS.md §1–2).
+ */
+export async function readDockerArchiveEntries(tree: FileTree, warnings: string[]): Promise<ArchiveEntry[]> {
+  const items = await readManifestJson(tree);
+  let entries: ArchiveEntry[] = [];
+  if (await isOciLayout(tree)) {
+    try {
+      entries = await readLayoutEntries(tree, warnings);
+    } catch (e) {
+      if (!(e instanceof FerryError) || e.code === 'LIMIT_EXCEEDED') throw e;
+      // Broken OCI view (e.g. moby#47065's empty layers): manifest.json still describes the images.
+      warnings.push(`${tree.label}: index.json unusable (${describeError(e)}); using manifest.json`);
+      entries = [];
+    }
+  }
+  const configDigests = new Map<string, ArchiveEntry>();
+  for (const entry of entries) for (const image of imagesOf(entry.root)) configDigests.set(image.config.digest, entry);
+  for (const [i, item] of items.entries()) {
+    const where = `${tree.label}: manifest.json [${i}]`;
+    const configRange = await tree.file(item.Config);
+    if (!configRange) throw new FerryError('MISSING_BLOB', `${where}: config ${item.Config} is not in the archive`);
+    const configBytes = await configRange.readAll(MAX_JSON_BYTES);
+    const digest = sha256Of(configBytes);
+    const names = item.RepoTags ?? [];
+    const known = configDigests.get(digest);
+    if (known) {
+      // RepoTags first: they are what docker shows; other spellings of the same name are dropped.
+      known.names = [...names, ...known.names.filter((n) => !names.some((t) => sameReference(t, n)))];
+      continue;
+    }
+    const image = await readLegacyImage(tree, item, configBytes, where);
+    const entry: ArchiveEntry = {names: [...names], root: image};
+    configDigests.set(digest, entry);
+    entries.push(entry);
+  }
+  return entries;
+}
+
+function imagesOf(node: Image | ImageIndex): Image[] {
+  return isImageIndex(node) ? node.children.flatMap((c) => (c.target ? imagesOf(c.target) : [])) : [node];
+}
+
+async function readLegacyImage(tree: FileTree, item: DockerManifestItem, configBytes: Buffer, where: string): Promise<Image> {
+  const config = parseConfig(configBytes, MediaType.dockerConfig, `${tree.label}: ${item.Config}`);
+  const diffIds = config.parsed.rootfs.diff_ids;
+  if (diffIds.length !== item.Layers.length) {
+    // docker load: "invalid manifest, layers length mismatch"
+    throw new FerryError('BAD_ARCHIVE', `${where}: ${item.Layers.length} Layers but the config has ${diffIds.length} diff_ids`);
+  }
+  const layers: Layer[] = [];
+  for (const [i, path] of item.Layers.entries()) {
+    const diffId = diffIds[i]! as Digest;
+    const label = `${tree.label}:${path}`;
+    const range = await tree.file(path);
+    if (!range) {
+      layers.push(new MissingLayer({mediaType: MediaType.dockerLayer, digest: diffId, size: 0}, diffId, label));
+      continue;
+    }
+    const compression = sniffCompression(await range.read(0, 6));
+    // An uncompressed layer's blob digest is its diffID (verify proves it); a compressed one is hashed.
+    const digest = compression === 'none' ? diffId : await hashRange(range.stream());
+    const mediaType = compression === 'zstd' ? MediaType.ociLayerZstd : layerMediaType(compression, 'docker');
+    layers.push(new RangeLayer({mediaType, digest, size: range.size}, diffId, range.sub(0, range.size, label)));
+  }
+  return {names: [], manifest: null, config, layers, platform: configPlatform(config.parsed)};
+}
+
+async function hashRange(stream: AsyncIterable<Buffer>): Promise<Digest> {
+  const h = createHash('sha256');
+  for await (const chunk of stream) h.update(chunk);
+  return `sha256:${h.digest('hex')}` as Digest;
+}

@@ -1,0 +1,160 @@
+import {FerryError} from '../../errors.js';
+import type {FileRange} from '../../io/byte-source.js';
+import {RangeLayer} from '../../io/blob-layer.js';
+import type {FileTree} from '../../io/file-tree.js';
+import {MAX_INDEX_DEPTH, MAX_JSON_BYTES} from '../../io/limits.js';
+import {MissingLayer} from '../missing-layer.js';
+import {configPlatform, parseConfig, parseJson} from '../../model/config.js';
+import {isRecord, parseDescriptor, type Descriptor} from '../../model/descriptor.js';
+import {sha256Of, splitDigest, type Digest} from '../../model/digest.js';
+import type {ArchiveEntry, Image, ImageIndex, IndexChild, Layer, RawDocument} from '../../model/image.js';
+import {isIndexMediaType, isManifestMediaType, MediaType} from '../../model/media-types.js';
+import {DigestMismatchError, SizeMismatchError} from '../../errors.js';
+
+export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
+export const ANNOTATION_CONTAINERD_NAME = 'io.containerd.image.name';
+
+/** `blobs/<alg>/<encoded>` (image-layout.md). */
+export function blobPath(digest: Digest): string {
+  const [alg, hex] = splitDigest(digest);
+  return `blobs/${alg}/${hex}`;
+}
+
+export async function isOciLayout(tree: FileTree): Promise<boolean> {
+  const top = await tree.topLevel();
+  return top.includes('oci-layout') && top.includes('index.json');
+}
+
+/** Reads a small JSON member, checking it against its descriptor (digest + size) when given. */
+export async function readDocument(tree: FileTree, path: string, what: string, expect?: Descriptor): Promise<RawDocument> {
+  const range = await tree.file(path);
+  if (!range) throw new FerryError('MISSING_BLOB', `${tree.label}: ${what} ${path} is missing`);
+  const bytes = await range.readAll(MAX_JSON_BYTES);
+  const digest = sha256Of(bytes);
+  if (expect) {
+    if (bytes.length !== expect.size) throw new SizeMismatchError(`${tree.label}: ${what} ${expect.digest}`, expect.size, bytes.length);
+    if (splitDigest(expect.digest)[0] === 'sha256' && digest !== expect.digest) throw new DigestMismatchError(`${tree.label}: ${what} ${path}`, expect.digest, digest);
+  }
+  return {bytes, digest: expect?.digest ?? digest, mediaType: expect?.mediaType ?? '', parsed: parseJson(bytes, `${tree.label}: ${what} ${path}`)};
+}
+
+/** Names an index.json descriptor carries: containerd's full name wins, then the OCI ref name. */
+export function namesFromAnnotations(d: Descriptor): string[] {
+  const a = d.annotations ?? {};
+  const names: string[] = [];
+  const full = a[ANNOTATION_CONTAINERD_NAME];
+  const ref = a[ANNOTATION_REF_NAME];
+  if (full) names.push(full);
+  else if (ref) names.push(ref);
+  return names;
+}
+
+interface LayoutContext {
+  tree: FileTree;
+  warnings: string[];
+  /** Parsed nodes by digest, so an image listed under several names is read once. */
+  cache: Map<string, Image | ImageIndex>;
+}
+
+/**
+ * Reads an OCI image layout (directory or tar) into archive entries: one per distinct index.json
+ * descriptor (Docker 25 writes one per tag for the same manifest: merged, names united).
+ */
+export async function readLayoutEntries(tree: FileTree, warnings: string[]): Promise<ArchiveEntry[]> {
+  const layoutDoc = await readDocument(tree, 'oci-layout', 'layout marker');
+  if (!isRecord(layoutDoc.parsed) || typeof layoutDoc.parsed.imageLayoutVersion !== 'string') {
+    throw new FerryError('BAD_JSON', `${tree.label}: oci-layout has no imageLayoutVersion`);
+  }
+  const indexDoc = await readDocument(tree, 'index.json', 'index');
+  const descriptors = indexDescriptors(indexDoc.parsed, `${tree.label}: index.json`);
+  const ctx: LayoutContext = {tree, warnings, cache: new Map()};
+  const byDigest = new Map<string, ArchiveEntry>();
+  const entries: ArchiveEntry[] = [];
+  for (const [i, d] of descriptors.entries()) {
+    const where = `${tree.label}: index.json manifests[${i}]`;
+    if (!isIndexMediaType(d.mediaType) && !isManifestMediaType(d.mediaType)) {
+      warnings.push(`${where}: skipped descriptor of unknown media type ${d.mediaType}`);
+      continue;
+    }
+    const names = namesFromAnnotations(d);
+    const existing = byDigest.get(d.digest);
+    if (existing) {
+      for (const n of names) if (!existing.names.includes(n)) existing.names.push(n);
+      continue;
+    }
+    const root = await readNode(ctx, d, where, 0);
+    if (!root) throw new FerryError('MISSING_BLOB', `${where}: ${describeKind(d)} ${d.digest} is not in the archive`);
+    const entry: ArchiveEntry = {names, root, descriptor: d};
+    byDigest.set(d.digest, entry);
+    entries.push(entry);
+  }
+  return entries;
+}
+
+function describeKind(d: Descriptor): string {
+  return isIndexMediaType(d.mediaType) ? 'index' : 'manifest';
+}
+
+export function indexDescriptors(parsed: unknown, where: string): Descriptor[] {
+  if (!isRecord(parsed)) throw new FerryError('BAD_JSON', `${where}: not a JSON object`);
+  if (parsed.schemaVersion !== 2) throw new FerryError('BAD_JSON', `${where}: schemaVersion ${JSON.stringify(parsed.schemaVersion)} is not 2`);
+  // Docker 25 `save img@digest` could write "manifests": null (moby#47210): no images, not a crash.
+  if (parsed.manifests === null) return [];
+  if (!Array.isArray(parsed.manifests)) throw new FerryError('BAD_JSON', `${where}: manifests is not an array`);
+  return parsed.manifests.map((m, i) => parseDescriptor(m, `${where} manifests[${i}]`));
+}
+
+async function readNode(ctx: LayoutContext, d: Descriptor, where: string, depth: number): Promise<Image | ImageIndex | null> {
+  const cached = ctx.cache.get(d.digest);
+  if (cached) return cached;
+  if (depth > MAX_INDEX_DEPTH) throw new FerryError('BAD_ARCHIVE', `${where}: indexes nested deeper than ${MAX_INDEX_DEPTH}`);
+  const path = blobPath(d.digest);
+  if (!(await ctx.tree.file(path))) return null;
+  const doc = await readDocument(ctx.tree, path, describeKind(d), d);
+  let node: Image | ImageIndex;
+  if (isIndexMediaType(d.mediaType)) {
+    const children: IndexChild[] = [];
+    for (const [i, child] of indexDescriptors(doc.parsed, `${where} (index ${d.digest})`).entries()) {
+      const childWhere = `${where} → manifests[${i}]`;
+      if (!isIndexMediaType(child.mediaType) && !isManifestMediaType(child.mediaType)) {
+        ctx.warnings.push(`${childWhere}: skipped descriptor of unknown media type ${child.mediaType}`);
+        continue;
+      }
+      const target = await readNode(ctx, child, childWhere, depth + 1);
+      const entry: IndexChild = {descriptor: child, target};
+      if (!target) {
+        entry.absent = `${describeKind(child)} ${child.digest} is not in the archive`;
+        ctx.warnings.push(`${childWhere}: ${child.platform ? `platform ${[child.platform.os, child.platform.architecture, child.platform.variant].filter(Boolean).join('/')}: ` : ''}${entry.absent}`);
+      }
+      children.push(entry);
+    }
+    node = {document: doc, children};
+  } else {
+    node = await readImage(ctx.tree, doc, d, where);
+  }
+  ctx.cache.set(d.digest, node);
+  return node;
+}
+
+export async function readImage(tree: FileTree, doc: RawDocument, d: Descriptor, where: string): Promise<Image> {
+  const m = doc.parsed;
+  if (!isRecord(m)) throw new FerryError('BAD_JSON', `${where}: manifest ${d.digest} is not a JSON object`);
+  if (m.schemaVersion !== 2) throw new FerryError('BAD_JSON', `${where}: manifest ${d.digest} schemaVersion is not 2`);
+  const configDesc = parseDescriptor(m.config, `${where}: manifest ${d.digest} config`);
+  if (!Array.isArray(m.layers)) throw new FerryError('BAD_JSON', `${where}: manifest ${d.digest} has no layers array`);
+  const layerDescs = m.layers.map((l, i) => parseDescriptor(l, `${where}: manifest ${d.digest} layers[${i}]`));
+  const configDoc = await readDocument(tree, blobPath(configDesc.digest), 'config', configDesc);
+  const config = parseConfig(configDoc.bytes, configDesc.mediaType, `${tree.label}: config ${configDesc.digest}`);
+  const diffIds = config.parsed.rootfs.diff_ids;
+  if (diffIds.length !== layerDescs.length) {
+    throw new FerryError('BAD_ARCHIVE', `${where}: manifest ${d.digest} lists ${layerDescs.length} layers but its config has ${diffIds.length} diff_ids`);
+  }
+  const layers: Layer[] = [];
+  for (const [i, ld] of layerDescs.entries()) {
+    const range: FileRange | undefined = await tree.file(blobPath(ld.digest));
+    const label = `${tree.label}: layer[${i}] ${ld.digest}`;
+    layers.push(range ? new RangeLayer(ld, diffIds[i]!, range.sub(0, range.size, label)) : new MissingLayer(ld, diffIds[i]!, label));
+  }
+  const platform = d.platform ?? configPlatform(config.parsed);
+  return {names: [], manifest: {...doc, mediaType: typeof m.mediaType === 'string' ? m.mediaType : d.mediaType || MediaType.ociManifest}, config, layers, platform};
+}

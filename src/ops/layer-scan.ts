@@ -1,0 +1,73 @@
+import {PassThrough, type Readable} from 'node:stream';
+import {pipeline} from 'node:stream/promises';
+import {DigestMismatchError, FerryError} from '../errors.js';
+import {guardedDecompressor} from '../io/compression.js';
+import {DigestStream} from '../io/digest-stream.js';
+import {StreamReader} from '../io/byte-reader.js';
+import type {Layer} from '../model/image.js';
+import type {Compression} from '../model/media-types.js';
+import {walkTar, type TarEntry} from '../tar/walk.js';
+import {entryPathProblem} from './path-safety.js';
+
+export interface LayerScanResult {
+  compression: Compression;
+  entries: number;
+  /** Entry-level problems (unsafe paths, duplicates); digest problems throw instead. */
+  problems: string[];
+}
+
+/**
+ * Reads a layer once, start to end: checks the blob's digest and size against its descriptor, the
+ * uncompressed stream against the diffID, and walks its tar entries (path safety, duplicates).
+ * `onEntry` sees every entry (the body may be read through the reader before returning).
+ */
+export async function scanLayer(layer: Layer, onEntry?: (entry: TarEntry, reader: StreamReader) => Promise<void>): Promise<LayerScanResult> {
+  const compression = await layer.compression();
+  const blobCheck = new DigestStream(`${layer.label}: blob`, {digest: layer.descriptor.digest, size: layer.descriptor.size});
+  const stages: NodeJS.ReadWriteStream[] = [blobCheck];
+  const sameBytes = compression === 'none';
+  let diffCheck: DigestStream | undefined;
+  if (!sameBytes) {
+    const {counter, decompress, guard} = guardedDecompressor(compression, layer.label);
+    diffCheck = new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId});
+    stages.push(counter, decompress, guard, diffCheck);
+  }
+  const out = new PassThrough({highWaterMark: 1 << 20});
+  const source: Readable = layer.openCompressed();
+  const flowing = pipeline([source, ...stages, out]);
+  flowing.catch(() => {}); // surfaced below, after the reader stops
+  const reader = new StreamReader(out, layer.label);
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  let entries = 0;
+  try {
+    const walk = walkTar(reader);
+    for (;;) {
+      const next = await walk.next();
+      if (next.done) break;
+      const entry = next.value;
+      entries++;
+      const problem = entryPathProblem(entry);
+      if (problem) problems.push(`${layer.label}: ${problem}`);
+      const key = entry.name.replace(/^(\.\/)+|\/+$/g, '');
+      if (seen.has(key) && entry.type !== 'dir') problems.push(`${layer.label}: duplicate entry "${entry.name}" (docker load rejects duplicate paths)`);
+      seen.add(key);
+      if (onEntry) await onEntry(entry, reader);
+    }
+    await reader.drain();
+  } catch (e) {
+    // A digest/decompression failure upstream is the real cause of a tar error downstream.
+    await flowing.catch((upstream: unknown) => {
+      throw upstream;
+    });
+    throw e;
+  } finally {
+    out.resume();
+  }
+  await flowing;
+  if (sameBytes && blobCheck.digest !== layer.diffId) {
+    throw new DigestMismatchError(`${layer.label}: diffID`, layer.diffId, blobCheck.digest ?? 'nothing');
+  }
+  if (entries === 0 && blobCheck.bytes === 0) throw new FerryError('BAD_TAR', `${layer.label}: empty layer blob`);
+  return {compression, entries, problems};
+}

@@ -1,0 +1,71 @@
+import os from 'node:os';
+import pLimit from 'p-limit';
+import {describeError} from '../errors.js';
+import {isMissingLayer} from '../formats/missing-layer.js';
+import {listAbsent, listImages, type Archive, type Layer} from '../model/image.js';
+import {formatPlatform} from '../model/platform.js';
+import {cleanPath} from '../tar/walk.js';
+import {scanLayer} from './layer-scan.js';
+
+export interface VerifyResult {
+  ok: boolean;
+  images: number;
+  layers: number;
+  bytes: number;
+  problems: string[];
+}
+
+/**
+ * Recomputes every layer blob's digest and size, every diffID through decompression, and walks every
+ * layer's entries for paths that escape the root. Configs and manifests were checked against their
+ * descriptors while the archive was read. Layers run concurrently, each streamed once.
+ */
+export async function verifyArchive(archive: Archive, options: {concurrency?: number} = {}): Promise<VerifyResult> {
+  const problems: string[] = [...archive.problems];
+  for (const {child, names} of listAbsent(archive)) {
+    problems.push(`${names.join(', ') || 'index'}: ${child.descriptor.platform ? `platform ${formatPlatform(child.descriptor.platform)}: ` : ''}${child.absent ?? 'absent'}`);
+  }
+  const images = listImages(archive);
+  // One check per distinct blob: shared layers (docker save symlinks, multi-image) are read once.
+  const unique = new Map<string, Layer>();
+  for (const {image} of images) for (const layer of image.layers) unique.set(`${layer.descriptor.digest}/${layer.diffId}`, layer);
+  const limit = pLimit(options.concurrency ?? Math.max(1, os.availableParallelism()));
+  // Entry names (and hardlink targets) per layer, in tar order, for the cross-layer link check.
+  const entryLog = new Map<Layer, Array<[name: string, linkTarget?: string]>>();
+  let bytes = 0;
+  await Promise.all(
+    [...unique.values()].map((layer) =>
+      limit(async () => {
+        if (isMissingLayer(layer)) {
+          problems.push(`${layer.label}: blob ${layer.descriptor.digest} is missing from the archive`);
+          return;
+        }
+        const log: Array<[string, string?]> = [];
+        try {
+          const result = await scanLayer(layer, async (entry) => {
+            log.push(entry.type === 'hardlink' ? [cleanPath(entry.name), cleanPath(entry.linkname)] : [cleanPath(entry.name)]);
+          });
+          problems.push(...result.problems);
+          bytes += layer.descriptor.size;
+          entryLog.set(layer, log);
+        } catch (e) {
+          problems.push(describeError(e));
+        }
+      }),
+    ),
+  );
+  // A hardlink must name something an earlier entry (this layer or a lower one) created.
+  for (const {image} of images) {
+    const present = new Set<string>();
+    for (const layer of image.layers) {
+      const log = entryLog.get(unique.get(`${layer.descriptor.digest}/${layer.diffId}`)!);
+      if (!log) break; // unreadable layer: reported above
+      for (const [name, target] of log) {
+        if (target !== undefined && !present.has(target)) problems.push(`${layer.label}: hardlink "${name}" points to "${target}", which no earlier entry created`);
+        present.add(name);
+      }
+    }
+  }
+  const distinct = [...new Set(problems)].sort();
+  return {ok: distinct.length === 0, images: images.length, layers: unique.size, bytes, problems: distinct};
+}

@@ -1,0 +1,171 @@
+import {FerryError} from '../errors.js';
+import type {ByteReader} from '../io/byte-reader.js';
+import {BLOCK, decodeHeader, decodeName, entryTypeOf, isHeaderOnly, isZeroBlock, paddedSize, type EntryType} from './header.js';
+import {parsePax, paxNumber, paxString, paxTime, type PaxRecords} from './pax.js';
+
+/** A tar member as stored: decoded fields, PAX records as raw bytes, and where its bytes are. */
+export interface TarEntry {
+  /** Path as written in the archive (after PAX/GNU long-name overrides), not cleaned. */
+  name: string;
+  type: EntryType;
+  typeflag: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Bytes of data that follow the header (0 for header-only types). */
+  size: number;
+  /** Seconds since the epoch; `mtimeText` keeps PAX's exact decimal when there was one. */
+  mtime: number;
+  mtimeText?: string;
+  linkname: string;
+  uname: string;
+  gname: string;
+  devmajor: number;
+  devminor: number;
+  /** Records of this entry's own `x` header (global `g` records are merged underneath). */
+  pax: PaxRecords;
+  /** GNU sparse member (typeflag S or PAX GNU.sparse.*): recognised, its data is a sparse map. */
+  sparse: boolean;
+  /** Offset of the first header block of this entry (PAX/GNU pseudo-entries included). */
+  headerOffset: number;
+  /** Offset of the entry's data. headerBytes = bytes [headerOffset, dataOffset). */
+  dataOffset: number;
+  headerBytes: Buffer;
+}
+
+export interface WalkLimits {
+  /** Largest PAX or GNU long-name pseudo-entry accepted (bombs: a 10 GB "path"). */
+  maxMetaSize: number;
+}
+
+export const DEFAULT_WALK_LIMITS: WalkLimits = {maxMetaSize: 1 << 20};
+
+export interface TarEnd {
+  /** Offset of the end-of-archive marker (or of EOF when the marker is missing). */
+  endOffset: number;
+  /** Whether the two-zero-block marker was present. */
+  hasEndMarker: boolean;
+}
+
+/**
+ * Walks a tar by headers. After each yielded entry the consumer may read the body through
+ * `reader.chunks(entry.size)`; whatever it leaves unread is skipped (seeked on files). Returns the
+ * end-of-archive position. Go's rules (FORMATS.md §6): EOF at a block boundary or after one zero
+ * block ends the archive; nothing past the marker is read.
+ */
+export async function* walkTar(reader: ByteReader, limits: WalkLimits = DEFAULT_WALK_LIMITS): AsyncGenerator<TarEntry, TarEnd> {
+  let global: PaxRecords = new Map();
+  for (;;) {
+    const headerOffset = reader.position;
+    const metaBlocks: Buffer[] = [];
+    let pax: PaxRecords = new Map();
+    let longName: string | undefined;
+    let longLink: string | undefined;
+    let block: Buffer;
+    for (;;) {
+      const at = reader.position;
+      block = await reader.readUpTo(BLOCK);
+      if (block.length === 0 && metaBlocks.length === 0) return {endOffset: at, hasEndMarker: false};
+      if (block.length < BLOCK) throw new FerryError('BAD_TAR', `${reader.label}: truncated tar header at offset ${at}`);
+      if (isZeroBlock(block)) {
+        if (metaBlocks.length > 0) throw new FerryError('BAD_TAR', `${reader.label}: extended header at offset ${headerOffset} is not followed by an entry`);
+        const second = await reader.readUpTo(BLOCK);
+        if (second.length === 0 || isZeroBlock(second)) return {endOffset: at, hasEndMarker: second.length === BLOCK};
+        throw new FerryError('BAD_TAR', `${reader.label}: invalid tar: zero block followed by data at offset ${at}`);
+      }
+      const raw = decodeHeader(block, at);
+      const flag = raw.typeflag;
+      if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
+        if (raw.size > limits.maxMetaSize) {
+          throw new FerryError('LIMIT_EXCEEDED', `${reader.label}: ${flag === 'L' || flag === 'K' ? 'GNU long name' : 'PAX header'} at offset ${at} is ${raw.size} bytes (limit ${limits.maxMetaSize})`);
+        }
+        const data = await readExact(reader, raw.size, `extended header at offset ${at}`);
+        await reader.skip(paddedSize(raw.size) - raw.size);
+        metaBlocks.push(block, data, Buffer.alloc(paddedSize(raw.size) - raw.size));
+        if (flag === 'x') pax = new Map([...pax, ...parsePax(data, at)]);
+        else if (flag === 'g') global = new Map([...global, ...parsePax(data, at)]);
+        else if (flag === 'L') longName = cString(data);
+        else longLink = cString(data);
+        continue;
+      }
+      const merged: PaxRecords = global.size > 0 ? new Map([...global, ...pax]) : pax;
+      const name = paxString(merged, 'path') ?? longName ?? raw.name;
+      const linkname = paxString(merged, 'linkpath') ?? longLink ?? raw.linkname;
+      const paxSize = paxNumber(merged, 'size', at);
+      const sparse = flag === 'S' || merged.has('GNU.sparse.major') || merged.has('GNU.sparse.map') || merged.has('GNU.sparse.size');
+      const storedSize = isHeaderOnly(flag) ? 0 : (paxSize ?? raw.size);
+      if (storedSize < 0) throw new FerryError('BAD_TAR', `${reader.label}: negative size in tar header at offset ${at}`);
+      const mtime = paxTime(merged, 'mtime', at);
+      const entry: TarEntry = {
+        name,
+        type: entryTypeOf(flag, name),
+        typeflag: flag,
+        mode: raw.mode,
+        uid: paxNumber(merged, 'uid', at) ?? raw.uid,
+        gid: paxNumber(merged, 'gid', at) ?? raw.gid,
+        size: storedSize,
+        mtime: mtime?.seconds ?? raw.mtime,
+        linkname,
+        uname: paxString(merged, 'uname') ?? raw.uname,
+        gname: paxString(merged, 'gname') ?? raw.gname,
+        devmajor: raw.devmajor,
+        devminor: raw.devminor,
+        pax: merged,
+        sparse,
+        headerOffset,
+        dataOffset: reader.position,
+        headerBytes: metaBlocks.length === 0 ? block : Buffer.concat([...metaBlocks, block]),
+      };
+      if (mtime) entry.mtimeText = mtime.text;
+      yield entry;
+      const consumed = reader.position - entry.dataOffset;
+      const rest = paddedSize(entry.size) - consumed;
+      if (rest > 0) {
+        const skipped = await reader.skip(rest);
+        // A short final padding block is tolerated only if every data byte was present.
+        if (skipped < rest && consumed + skipped < entry.size) {
+          throw new FerryError('BAD_TAR', `${reader.label}: tar member "${entry.name}" at offset ${headerOffset} is truncated (${entry.size} bytes declared)`);
+        }
+      }
+      break;
+    }
+  }
+}
+
+async function readExact(reader: ByteReader, n: number, what: string): Promise<Buffer> {
+  const buf = await reader.readUpTo(n);
+  if (buf.length < n) throw new FerryError('BAD_TAR', `${reader.label}: truncated tar: ${what}`);
+  return buf;
+}
+
+function cString(data: Buffer): string {
+  const nul = data.indexOf(0);
+  return decodeName(nul >= 0 ? data.subarray(0, nul) : data);
+}
+
+/** Lexical clean of a member path: strips `./`, leading `/`, collapses `.`; `..` is kept for callers to judge. */
+export function cleanPath(name: string): string {
+  const out: string[] = [];
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (out.length > 0 && out.at(-1) !== '..') out.pop();
+      else out.push('..');
+      continue;
+    }
+    out.push(part);
+  }
+  return out.join('/');
+}
+
+/** True when a member name would land outside the root when extracted (absolute or `..` escapes). */
+export function escapesRoot(name: string): boolean {
+  if (name.startsWith('/')) return true;
+  let depth = 0;
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    depth += part === '..' ? -1 : 1;
+    if (depth < 0) return true;
+  }
+  return false;
+}
