@@ -8,6 +8,6 @@ export default defineConfig({
     // Interop suites start daemons (dockerd, containerd): keep files from fighting over 2 cores.
     fileParallelism: true,
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
   },
 });

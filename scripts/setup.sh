@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs everything ferry's tests need: the Debian peers (when run as root on Debian) and the npm
+# packages (npm ci, which also builds ferry). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PEERS=(skopeo umoci oci-image-tool podman buildah docker.io containerd busybox-static jq zstd xz-utils bzip2 uidmap time python3 tar)
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  for p in "${PEERS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+else
+  echo "setup: not root on Debian: skipping the Debian peers (their tests will say skipped)" >&2
+fi
+
+npm ci --no-audit --no-fund
