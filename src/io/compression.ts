@@ -3,6 +3,7 @@ import {Duplex, Transform, type TransformCallback} from 'node:stream';
 import zlib from 'node:zlib';
 import {CompressStream, DecompressStream} from 'zstd-napi';
 import {FerryError} from '../errors.js';
+import {ParallelGzip} from './parallel-gzip.js';
 import type {Compression} from '../model/media-types.js';
 
 /** Magic numbers (FORMATS.md §8). The extension is never trusted. */
@@ -123,6 +124,7 @@ function wrapErrors<T extends Duplex>(stream: T, label: string, kind: string): T
 
 /** Deterministic compressors: fixed parameters, no timestamps or names in the output. */
 export function compressor(compression: 'gzip' | 'zstd', level?: number): Transform {
-  if (compression === 'gzip') return zlib.createGzip({level: level ?? 6, chunkSize: 256 * 1024});
+  // Parallel blocks (pigz-style): one standard gzip member, deterministic, every core busy.
+  if (compression === 'gzip') return new ParallelGzip(level === undefined ? {} : {level});
   return new CompressStream({compressionLevel: level ?? 3, checksumFlag: false});
 }
