@@ -1,0 +1,29 @@
+import {spawnSync} from 'node:child_process';
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {afterAll, describe, expect, it} from 'vitest';
+import {ROOT} from './helpers/cli.js';
+
+// The benchmark script keeps working: a reduced run (small images, one run each) end to end.
+// Timings are never asserted here; only that every row and target was produced.
+describe('npm run bench (smoke scale)', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ferry-bench-smoke-'));
+  afterAll(() => rmSync(dir, {recursive: true, force: true}));
+
+  it('runs end to end and writes the results table', () => {
+    const out = path.join(dir, 'bench.md');
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts/bench.js')], {
+      env: {...process.env, BENCH_SCALE: 'small', BENCH_OUT: out, BENCH_TMPDIR: dir},
+      encoding: 'utf8',
+      timeout: 600_000,
+    });
+    expect(r.stderr).toContain('bench: wrote');
+    expect(r.status).toBe(0);
+    const doc = readFileSync(out, 'utf8');
+    for (const task of ['floor: cp', 'docker-archive → oci (keep)', 'docker-archive → oci-archive (gzip)', 'export (flatten)', 'squash (all layers)', 'inspect', 'verify', 'peak RSS: convert gzip']) {
+      expect(doc).toContain(`| ${task} |`);
+    }
+    expect(doc).toMatch(/\| peak RSS under 200 MB for every command .* \| (yes|\*\*no\*\*) \|/);
+  }, 900_000);
+});
