@@ -27,6 +27,9 @@ export abstract class FerryCommand extends Command {
   protected override async catch(error: Error & {oclif?: {exit?: number}; exitCode?: number}): Promise<unknown> {
     // oclif's own parse errors (unknown flag, missing arg) carry exit 2: usage errors.
     const oclifExit = error.oclif?.exit;
+    // The error is the whole story: without this, oclif adds a "did not parse its arguments" warning
+    // to stderr after a parse error when NODE_ENV is development or test.
+    this.parsed = true;
     const code = error instanceof FerryError ? exitCodeFor(error) : typeof oclifExit === 'number' ? (oclifExit === 2 || isParseError(error) ? 2 : oclifExit) : isParseError(error) ? 2 : 1;
     if (code === 0) return undefined; // oclif's exit(0) (help/version)
     process.stderr.write(`ferry: ${describeError(error)}\n`);

@@ -16,7 +16,8 @@ export default class Inspect extends FerryCommand {
   };
   static override flags = {
     json: Flags.boolean({description: 'Print machine-readable JSON.', default: false}),
-    image: Flags.string({description: 'Only images matching this name, image ID or manifest digest (repeatable).', multiple: true}),
+    // Non-greedy: `--image a SOURCE` must leave SOURCE to the argument (repeat the flag for more).
+    image: Flags.string({description: 'Only images matching this name, image ID or manifest digest (repeatable).', multiple: true, multipleNonGreedy: true}),
   };
 
   async run(): Promise<void> {

@@ -5,6 +5,11 @@ import {hasDockerManifest, readDockerArchiveEntries} from './formats/docker-arch
 import {isOciLayout, readLayoutEntries} from './formats/layout/read.js';
 import {readRootfsEntries, type RootfsOptions} from './formats/rootfs/read.js';
 import type {Archive, ArchiveEntry, FormatName} from './model/image.js';
+import {writeDockerArchive, type DockerLayout} from './formats/docker-archive/write.js';
+import type {FormatWriteOptions, FormatWriteResult} from './formats/layout/write.js';
+import {writeOciDirectory} from './formats/oci/write.js';
+import {writeOciArchive} from './formats/oci-archive/write.js';
+import type {Compression} from './model/media-types.js';
 
 /**
  * The one table of transports (skopeo's names): which prefix forces which reader. Detection without
@@ -107,4 +112,66 @@ async function readTreeAs(format: FormatName, tree: FileTree, warnings: string[]
   if (format === 'docker-archive') return readDockerArchiveEntries(tree, warnings);
   if (!(await isOciLayout(tree))) throw new FerryError('UNKNOWN_FORMAT', `${tree.label}: not an OCI layout: oci-layout or index.json is missing`);
   return readLayoutEntries(tree, warnings);
+}
+
+// ---- Destinations (writers) ----
+
+export type WritableFormat = Exclude<FormatName, 'rootfs'>;
+export const WRITABLE: readonly WritableFormat[] = ['docker-archive', 'oci-archive', 'oci'];
+
+export interface DestinationSpec {
+  format: WritableFormat;
+  /** File or directory; `-` = stdout (tar forms only). */
+  path: string;
+}
+
+/** `docker-archive:PATH`, `oci-archive:PATH` or `oci:DIR`; the form is always named (a usage error otherwise). */
+export function parseDestination(text: string): DestinationSpec {
+  const forms = WRITABLE.map((t) => (t === 'oci' ? 'oci:DIR' : `${t}:PATH`)).join(', ');
+  if (text.startsWith('rootfs:')) throw new UsageError(`"${text}": rootfs: is not a destination form (a flattened rootfs is written by ferry export); use ${forms}`);
+  for (const format of WRITABLE) {
+    if (!text.startsWith(`${format}:`)) continue;
+    const path = text.slice(format.length + 1);
+    if (path === '') throw new UsageError(`"${text}": missing path after ${format}:`);
+    if (path === '-' && format === 'oci') throw new UsageError(`"${text}": oci: is a directory and cannot be written to stdout; use oci-archive:- for a tar on stdout`);
+    return {format, path};
+  }
+  throw new UsageError(`invalid destination "${text}": expected ${forms} (PATH - is stdout for the tar forms)`);
+}
+
+/** What the write op needs to know about a destination, and the writer itself. */
+export interface ArchiveWriter {
+  format: WritableFormat;
+  output: 'file' | 'dir';
+  /**
+   * How multi-platform indexes fit: `keep` (the whole index), `keep+primary` (the whole index in
+   * index.json, one image per name in docker's manifest.json), `one` (single images only).
+   */
+  indexes: 'keep' | 'keep+primary' | 'one';
+  /** Layer compressions every consumer of this form loads as they are (FORMATS.md §8–9). */
+  accepts(compression: Compression): boolean;
+  write(entries: readonly ArchiveEntry[], target: string, options: FormatWriteOptions): Promise<FormatWriteResult>;
+}
+
+/** The one table of writers; docker-archive's two layouts differ in what they can hold. */
+export function writerFor(format: WritableFormat, options: {dockerLayout?: DockerLayout} = {}): ArchiveWriter {
+  // containerd (and every OCI consumer) reads gzip and zstd, not bzip2/xz.
+  const oci = (c: Compression): boolean => c === 'none' || c === 'gzip' || c === 'zstd';
+  switch (format) {
+    case 'oci':
+      return {format, output: 'dir', indexes: 'keep', accepts: oci, write: writeOciDirectory};
+    case 'oci-archive':
+      return {format, output: 'file', indexes: 'keep', accepts: oci, write: writeOciArchive};
+    case 'docker-archive': {
+      const layout = options.dockerLayout ?? 'oci';
+      return {
+        format,
+        output: 'file',
+        indexes: layout === 'legacy' ? 'one' : 'keep+primary',
+        // Docker 20.10 loads none/gzip/bzip2/xz, not zstd; the OCI view must also suit containerd.
+        accepts: layout === 'legacy' ? (c) => c !== 'zstd' : (c) => c === 'none' || c === 'gzip',
+        write: (entries, target, o) => writeDockerArchive(entries, target, {...o, layout}),
+      };
+    }
+  }
 }

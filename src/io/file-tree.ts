@@ -19,6 +19,11 @@ export interface FileTree {
   readonly duplicates: string[];
 }
 
+/** A cleaned path that climbs out of the root (`..`, `../x`); `..data` is an ordinary name. */
+function isOutside(clean: string): boolean {
+  return clean === '..' || clean.startsWith('../');
+}
+
 interface TarNode {
   type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'other';
   range?: FileRange;
@@ -58,7 +63,7 @@ export class TarTree implements FileTree {
         }
         const e = next.value;
         const name = cleanPath(e.name);
-        if (name === '' || name.startsWith('..')) continue; // root entry, or an escape nobody can address
+        if (name === '' || isOutside(name)) continue; // root entry, or an escape nobody can address
         if (nodes.has(name) && !(e.type === 'dir' && nodes.get(name)?.type === 'dir')) dups.push(name);
         const type = e.type === 'file' || e.type === 'dir' || e.type === 'symlink' || e.type === 'hardlink' ? e.type : 'other';
         const node: TarNode = {type};
@@ -77,7 +82,7 @@ export class TarTree implements FileTree {
   async file(name: string): Promise<FileRange | undefined> {
     let current = cleanPath(name);
     for (let hop = 0; hop <= MAX_LINK_HOPS; hop++) {
-      if (current.startsWith('..')) throw new FerryError('UNSAFE_PATH', `${this.label}: "${name}" points outside the archive`);
+      if (isOutside(current)) throw new FerryError('UNSAFE_PATH', `${this.label}: "${name}" points outside the archive`);
       const node = this.nodes.get(current);
       if (!node) return undefined;
       if (node.type === 'file') return node.range;
@@ -120,7 +125,7 @@ export class DirTree implements FileTree {
 
   async file(name: string): Promise<FileRange | undefined> {
     const clean = cleanPath(name);
-    if (clean.startsWith('..')) throw new FerryError('UNSAFE_PATH', `${this.label}: "${name}" points outside the directory`);
+    if (isOutside(clean)) throw new FerryError('UNSAFE_PATH', `${this.label}: "${name}" points outside the directory`);
     const full = path.join(this.root, clean);
     let real: string;
     try {

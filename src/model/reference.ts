@@ -1,4 +1,5 @@
 import {UsageError} from '../errors.js';
+import {isDigest} from './digest.js';
 
 /**
  * A docker image reference (distribution/reference grammar, simplified): [domain/]path[:tag][@digest].
@@ -23,7 +24,8 @@ export function tryParseReference(text: string): Reference | undefined {
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(digest)) return undefined;
+    // Docker validates the digest itself (go-digest): sha256 needs 64 lowercase hex digits.
+    if (!isDigest(digest)) return undefined;
   }
   let tag: string | undefined;
   const colon = rest.lastIndexOf(':');

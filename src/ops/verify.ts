@@ -1,6 +1,6 @@
 import os from 'node:os';
 import pLimit from 'p-limit';
-import {describeError} from '../errors.js';
+import {describeError, SizeMismatchError} from '../errors.js';
 import {isMissingLayer} from '../formats/missing-layer.js';
 import {listAbsent, listImages, type Archive, type Layer} from '../model/image.js';
 import {formatPlatform} from '../model/platform.js';
@@ -40,6 +40,12 @@ export async function verifyArchive(archive: Archive, options: {concurrency?: nu
           problems.push(`${layer.label}: blob ${layer.descriptor.digest} is missing from the archive`);
           return;
         }
+        // The stored blob's size is known without reading it: compare first, so the message gives
+        // the true size (the streaming check stops at the first chunk past the declared size).
+        if (layer.region && layer.region.size !== layer.descriptor.size) {
+          problems.push(new SizeMismatchError(`${layer.label}: blob`, layer.descriptor.size, layer.region.size).message);
+          return;
+        }
         const log: Array<[string, string?]> = [];
         try {
           const result = await scanLayer(layer, async (entry) => {
@@ -61,7 +67,9 @@ export async function verifyArchive(archive: Archive, options: {concurrency?: nu
       const log = entryLog.get(unique.get(`${layer.descriptor.digest}/${layer.diffId}`)!);
       if (!log) break; // unreadable layer: reported above
       for (const [name, target] of log) {
-        if (target !== undefined && !present.has(target)) problems.push(`${layer.label}: hardlink "${name}" points to "${target}", which no earlier entry created`);
+        // A target that escapes the root was reported by the entry check already: one line per problem.
+        const escapes = target === '..' || target?.startsWith('../') === true;
+        if (target !== undefined && !escapes && !present.has(target)) problems.push(`${layer.label}: hardlink "${name}" points to "${target}", which no earlier entry created`);
         present.add(name);
       }
     }

@@ -53,8 +53,9 @@ export function readNumber(block: Uint8Array, offset: number, length: number, fi
     let value = 0n;
     for (let i = 0; i < length; i++) {
       let byte = block[offset + i]!;
-      if (i === 0) byte &= 0x7f;
+      // Invert first, then drop the marker bit (Go's parseNumeric does the same).
       if (negative) byte ^= 0xff;
+      if (i === 0) byte &= 0x7f;
       value = (value << 8n) | BigInt(byte);
     }
     if (negative) value = -(value + 1n);

@@ -26,7 +26,8 @@ export interface TarEntry {
   pax: PaxRecords;
   /** GNU sparse member (typeflag S or PAX GNU.sparse.*): recognised, its data is a sparse map. */
   sparse: boolean;
-  /** Offset of the first header block of this entry (PAX/GNU pseudo-entries included). */
+  /** Offset of the first header block of this entry (its `x`/`L`/`K` pseudo-entries included; a
+   * preceding global `g` header is not part of any entry). */
   headerOffset: number;
   /** Offset of the entry's data. headerBytes = bytes [headerOffset, dataOffset). */
   dataOffset: number;
@@ -56,7 +57,7 @@ export interface TarEnd {
 export async function* walkTar(reader: ByteReader, limits: WalkLimits = DEFAULT_WALK_LIMITS): AsyncGenerator<TarEntry, TarEnd> {
   let global: PaxRecords = new Map();
   for (;;) {
-    const headerOffset = reader.position;
+    let headerOffset = reader.position;
     const metaBlocks: Buffer[] = [];
     let pax: PaxRecords = new Map();
     let longName: string | undefined;
@@ -81,15 +82,32 @@ export async function* walkTar(reader: ByteReader, limits: WalkLimits = DEFAULT_
         }
         const data = await readExact(reader, raw.size, `extended header at offset ${at}`);
         await reader.skip(paddedSize(raw.size) - raw.size);
+        if (flag === 'g') {
+          // A global header belongs to no entry (its records are merged into every later entry's
+          // pax); the next entry starts after it, as Python's tarfile and Go's archive/tar see it.
+          global = new Map([...global, ...parsePax(data, at)]);
+          if (metaBlocks.length === 0) headerOffset = reader.position;
+          continue;
+        }
         metaBlocks.push(block, data, Buffer.alloc(paddedSize(raw.size) - raw.size));
         if (flag === 'x') pax = new Map([...pax, ...parsePax(data, at)]);
-        else if (flag === 'g') global = new Map([...global, ...parsePax(data, at)]);
         else if (flag === 'L') longName = cString(data);
         else longLink = cString(data);
         continue;
       }
+      // Old GNU sparse: more sparse-map blocks follow the header when isextended is set; they belong
+      // to the header, and the data starts after them.
+      if (flag === 'S' && raw.gnuIsExtended) {
+        for (let extended = true; extended; ) {
+          const ext = await readExact(reader, BLOCK, `GNU sparse header of the member at offset ${at}`);
+          metaBlocks.push(block);
+          block = ext;
+          extended = ext[504] !== 0;
+        }
+      }
       const merged: PaxRecords = global.size > 0 ? new Map([...global, ...pax]) : pax;
-      const name = paxString(merged, 'path') ?? longName ?? raw.name;
+      // GNU sparse 0.1/1.0 keep the real name in GNU.sparse.name (the header holds GNUSparseFile.N/…).
+      const name = paxString(merged, 'GNU.sparse.name') ?? paxString(merged, 'path') ?? longName ?? raw.name;
       const linkname = paxString(merged, 'linkpath') ?? longLink ?? raw.linkname;
       const paxSize = paxNumber(merged, 'size', at);
       const sparse = flag === 'S' || merged.has('GNU.sparse.major') || merged.has('GNU.sparse.map') || merged.has('GNU.sparse.size');

@@ -1,4 +1,4 @@
-import {FerryError, describeError} from '../../errors.js';
+import {DigestMismatchError, FerryError, describeError} from '../../errors.js';
 import {RangeLayer} from '../../io/blob-layer.js';
 import type {FileTree} from '../../io/file-tree.js';
 import {MAX_JSON_BYTES} from '../../io/limits.js';
@@ -11,6 +11,7 @@ import {layerMediaType, MediaType} from '../../model/media-types.js';
 import {sameReference} from '../../model/reference.js';
 import {isOciLayout, readLayoutEntries} from '../layout/read.js';
 import {MissingLayer} from '../missing-layer.js';
+import {cleanPath} from '../../tar/walk.js';
 import {createHash} from 'node:crypto';
 
 /** One manifest.json item (moby image/spec/v1.2 + tarexport). */
@@ -70,6 +71,8 @@ export async function readDockerArchiveEntries(tree: FileTree, warnings: string[
     if (!configRange) throw new FerryError('MISSING_BLOB', `${where}: config ${item.Config} is not in the archive`);
     const configBytes = await configRange.readAll(MAX_JSON_BYTES);
     const digest = sha256Of(configBytes);
+    const claimed = claimedConfigDigest(item.Config);
+    if (claimed !== undefined && claimed !== digest) throw new DigestMismatchError(`${where}: config ${item.Config}`, claimed, digest);
     const names = item.RepoTags ?? [];
     const known = configDigests.get(digest);
     if (known) {
@@ -83,6 +86,17 @@ export async function readDockerArchiveEntries(tree: FileTree, warnings: string[
     entries.push(entry);
   }
   return entries;
+}
+
+/**
+ * The digest a config's archive path claims: `<hex>.json` (docker save ≤24, skopeo) or
+ * `blobs/sha256/<hex>` (Docker 25+). docker load does not check it, but a config whose bytes no
+ * longer match its name was changed after it was written (FORMATS.md §1–2).
+ */
+export function claimedConfigDigest(configPath: string): Digest | undefined {
+  const clean = cleanPath(configPath);
+  const hex = /^([a-f0-9]{64})\.json$/.exec(clean)?.[1] ?? /^blobs\/sha256\/([a-f0-9]{64})$/.exec(clean)?.[1];
+  return hex === undefined ? undefined : (`sha256:${hex}` as Digest);
 }
 
 function imagesOf(node: Image | ImageIndex): Image[] {

@@ -1,0 +1,31 @@
+import {Args, Flags} from '@oclif/core';
+import {UsageError} from '../src/errors.js';
+import {catFile} from '../src/ops/cat.js';
+import {openArchive} from '../src/transports.js';
+import {FerryCommand} from './base.js';
+
+export default class Cat extends FerryCommand {
+  static override summary = 'Write one file of an image to stdout.';
+  static override description =
+    'Looks PATH up in the merged image (whiteouts applied), following symlinks inside the image root only (an absolute or ../ target never leaves it, as in a chroot) and hard links, then streams the bytes from the layer that holds them. A directory, a missing path or a device is an error.';
+  static override examples = ['<%= config.bin %> cat image.tar /etc/os-release', '<%= config.bin %> cat --image app:1 all.tar /app/config.json | jq .'];
+  static override args = {
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
+    path: Args.string({description: 'File inside the image', required: true}),
+  };
+  static override flags = {
+    image: Flags.string({description: 'The image to read (name, image ID or manifest digest) when the archive holds several.'}),
+  };
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Cat);
+    if (args.source === '-' && args.path === '-') throw new UsageError('PATH is a file inside the image, not -');
+    const archive = await openArchive(args.source);
+    try {
+      const result = await catFile(archive, args.path, {images: flags.image === undefined ? [] : [flags.image]});
+      for (const w of [...archive.warnings, ...result.warnings]) this.note(`warning: ${w}`);
+    } finally {
+      await archive.close();
+    }
+  }
+}

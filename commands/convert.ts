@@ -1,0 +1,53 @@
+import {Args, Flags} from '@oclif/core';
+import {UsageError} from '../src/errors.js';
+import {parsePlatform} from '../src/model/platform.js';
+import {convertArchive} from '../src/ops/convert.js';
+import {humanSize} from '../src/ops/inspect.js';
+import {parseDestination} from '../src/transports.js';
+import {FerryCommand} from './base.js';
+
+export default class Convert extends FerryCommand {
+  static override summary = 'Convert images between docker-archive, oci-archive and OCI layout forms.';
+  static override description = [
+    'Copies blobs byte for byte by default (image IDs and digests survive); recompressing keeps diffIDs.',
+    'The default docker-archive output is an OCI layout with manifest.json beside it: docker (any version), containerd/ctr/k3s/kind, podman, skopeo and umoci all load it.',
+    'The output is written under a temp name beside DEST and renamed at the end; an existing DEST is refused unless --force.',
+  ].join('\n\n');
+  static override examples = [
+    '<%= config.bin %> convert image.tar oci-archive:image.oci.tar',
+    '<%= config.bin %> convert oci:./layout docker-archive:image.tar --tag registry.example/app:1.2',
+    '<%= config.bin %> convert all.tar docker-archive:- --image app:1 --image db:5 > subset.tar',
+    '<%= config.bin %> convert multi.tar oci:./arm --platform linux/arm64 --compress zstd',
+  ];
+  static override args = {
+    source: Args.string({description: 'Archive to read: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
+    destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH or oci:DIR (PATH - is stdout for the tar forms)', required: true}),
+  };
+  static override flags = {
+    image: Flags.string({description: 'Convert only images matching this name, image ID or manifest digest (repeatable; default all).', multiple: true, multipleNonGreedy: true}),
+    tag: Flags.string({description: 'Name the output image (repeatable; only when one image is converted). Replaces its names.', multiple: true, multipleNonGreedy: true}),
+    compress: Flags.string({description: 'Layer compression: keep copies blobs as they are where the destination loads them.', options: ['keep', 'gzip', 'zstd', 'none'], default: 'keep'}),
+    platform: Flags.string({description: 'Pick this os/arch[/variant] from multi-platform indexes.'}),
+    'docker-layout': Flags.string({description: 'docker-archive layout: oci (Docker 25+: loads everywhere) or legacy (Docker <=24).', options: ['oci', 'legacy']}),
+    force: Flags.boolean({description: 'Replace an existing destination.', default: false}),
+    json: Flags.boolean({description: 'Print the result as JSON.', default: false}),
+  };
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Convert);
+    const dest = parseDestination(args.destination);
+    if (flags.json && dest.path === '-') throw new UsageError('--json prints to stdout, which already carries the archive (DEST -)');
+    const platform = flags.platform === undefined ? undefined : parsePlatform(flags.platform);
+    const summary = await convertArchive(args.source, args.destination, {
+      images: flags.image ?? [],
+      ...(flags.tag ? {tags: flags.tag} : {}),
+      compress: flags.compress as 'keep' | 'gzip' | 'zstd' | 'none',
+      ...(flags['docker-layout'] ? {dockerLayout: flags['docker-layout'] as 'oci' | 'legacy'} : {}),
+      ...(platform ? {platform} : {}),
+      force: flags.force,
+      note: (m) => this.note(m),
+    });
+    if (flags.json) this.writeJson(summary);
+    else if (dest.path !== '-') process.stdout.write(`wrote ${summary.format}:${summary.path}: ${summary.images} image(s), ${summary.blobs} blob(s), ${humanSize(summary.bytes)}\n`);
+  }
+}

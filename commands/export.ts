@@ -1,0 +1,35 @@
+import {Args, Flags} from '@oclif/core';
+import {exportImage} from '../src/ops/flatten.js';
+import {humanSize} from '../src/ops/inspect.js';
+import {openArchive} from '../src/transports.js';
+import {FerryCommand} from './base.js';
+
+export default class Export extends FerryCommand {
+  static override summary = "Write an image's flattened file system as one tar, like docker export, without running anything.";
+  static override description =
+    'Applies the layers the way Docker does (whiteouts, opaque directories, hard links) from their tar headers, then streams each file from the layer that holds it. No whiteout files in the output; the same image always gives the same bytes.';
+  static override examples = [
+    '<%= config.bin %> export image.tar rootfs.tar',
+    '<%= config.bin %> export --image app:1 oci:./layout - | tar -t',
+  ];
+  static override args = {
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
+    destination: Args.string({description: 'Tar file to write, or - for stdout', required: true}),
+  };
+  static override flags = {
+    image: Flags.string({description: 'The image to export (name, image ID or manifest digest) when the archive holds several.'}),
+    force: Flags.boolean({description: 'Replace DESTINATION if it exists.', default: false}),
+  };
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Export);
+    const archive = await openArchive(args.source);
+    try {
+      const summary = await exportImage(archive, args.destination, {images: flags.image === undefined ? [] : [flags.image], force: flags.force});
+      for (const w of [...archive.warnings, ...summary.warnings]) this.note(`warning: ${w}`);
+      this.note(`exported ${summary.image}: ${summary.entries} entries (${summary.files} files), ${humanSize(summary.bytes)}${args.destination === '-' ? '' : ` to ${args.destination}`}`);
+    } finally {
+      await archive.close();
+    }
+  }
+}

@@ -1,0 +1,42 @@
+import {Args, Flags} from '@oclif/core';
+import {listImage, renderListing} from '../src/ops/ls.js';
+import {openArchive} from '../src/transports.js';
+import {FerryCommand} from './base.js';
+
+export default class Ls extends FerryCommand {
+  static override summary = "List an image's merged file tree, or what one layer changes.";
+  static override description = [
+    'Without --layer: every path of the image as a container would see it (whiteouts applied), below PATH',
+    'when given. With --layer N (0 = base): that layer\'s own entries, marked A (added), C (changes a path',
+    'of the layers below) or D (a whiteout or opaque marker deleting lower paths). Reads tar headers only.',
+  ].join('\n');
+  static override examples = [
+    '<%= config.bin %> ls image.tar',
+    '<%= config.bin %> ls --long image.tar /etc',
+    '<%= config.bin %> ls --layer 2 oci:./layout',
+    '<%= config.bin %> ls --json image.tar /usr/bin | jq -r ".[].path"',
+  ];
+  static override args = {
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
+    path: Args.string({description: 'Only this path (and what is below it)', required: false}),
+  };
+  static override flags = {
+    image: Flags.string({description: 'The image to list (name, image ID or manifest digest) when the archive holds several.'}),
+    layer: Flags.integer({description: "List this layer's own changes (0 = base).", min: 0}),
+    long: Flags.boolean({char: 'l', description: 'Show type, mode, owner, size, mtime and the layer each path comes from.', default: false}),
+    json: Flags.boolean({description: 'Print machine-readable JSON.', default: false}),
+  };
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Ls);
+    const archive = await openArchive(args.source);
+    try {
+      const listing = await listImage(archive, args.path, {images: flags.image === undefined ? [] : [flags.image], ...(flags.layer === undefined ? {} : {layer: flags.layer})});
+      if (flags.json) this.writeJson(listing.entries);
+      else if (listing.entries.length > 0) process.stdout.write(`${renderListing(listing.entries, {long: flags.long, changes: flags.layer !== undefined})}\n`);
+      for (const w of [...archive.warnings, ...listing.warnings]) this.note(`warning: ${w}`);
+    } finally {
+      await archive.close();
+    }
+  }
+}

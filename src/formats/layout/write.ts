@@ -1,0 +1,252 @@
+import {pipeline} from 'node:stream';
+import type {Readable} from 'node:stream';
+import {FerryError} from '../../errors.js';
+import {DigestStream} from '../../io/digest-stream.js';
+import {isRecord, type Descriptor} from '../../model/descriptor.js';
+import {sha256Of, type Digest} from '../../model/digest.js';
+import {isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type Layer, type RawDocument} from '../../model/image.js';
+import {compressionOfMediaType, isIndexMediaType, isNondistributable, layerMediaType, MediaType, toOciMediaType} from '../../model/media-types.js';
+import {tryParseReference} from '../../model/reference.js';
+import type {Member} from '../../tar/archive-writer.js';
+import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, blobPath} from './read.js';
+
+/** What every writer takes besides the entries; filled in by the write op. */
+export interface FormatWriteOptions {
+  /** For each index entry, the one image docker's manifest.json lists (docker-archive only). */
+  primary?: ReadonlyMap<ArchiveEntry, Image>;
+  /** How many blobs a directory writer copies at once. */
+  concurrency?: number;
+  signal?: AbortSignal;
+}
+
+export interface FormatWriteResult {
+  images: number;
+  blobs: number;
+  bytes: number;
+}
+
+/** `oci-layout` exactly as Docker 25 and skopeo write it (with the space). */
+export const OCI_LAYOUT_BYTES = Buffer.from('{"imageLayoutVersion": "1.0.0"}');
+
+/**
+ * A layer's stored bytes, checked against its descriptor while they stream (verify-while-copying):
+ * a blob that does not hash to its digest, or has the wrong size, fails the write naming it.
+ */
+export function verifiedBlob(layer: Layer): Readable {
+  const check = new DigestStream(`${layer.label}: blob`, {digest: layer.descriptor.digest, size: layer.descriptor.size});
+  pipeline(layer.openCompressed(), check, () => {}); // errors surface on `check`, where the reader is
+  return check;
+}
+
+export function layerMember(name: string, layer: Layer): Member {
+  return {type: 'stream', name, size: layer.descriptor.size, open: () => verifiedBlob(layer)};
+}
+
+/**
+ * The OCI media type for a layer as it will be stored: the declared one when it agrees with the
+ * bytes (mapped from Docker's vocabulary), else the one the sniffed compression calls for — tools
+ * mislabel (FORMATS.md §3), and a manifest we generate must tell the truth.
+ */
+export async function ociLayerMediaType(layer: Layer): Promise<string> {
+  const declared = toOciMediaType(layer.descriptor.mediaType);
+  const known = declared.startsWith('application/vnd.oci.image.layer.') || declared.startsWith('application/vnd.docker.image.rootfs.');
+  if (!known) return declared; // an artifact's own layer type: not ours to rename
+  const compression = await layer.compression();
+  if (compressionOfMediaType(declared) === compression) return declared;
+  if (isNondistributable(declared)) {
+    if (compression === 'gzip') return MediaType.ociLayerNondistGzip;
+    if (compression === 'zstd') return MediaType.ociLayerNondistZstd;
+    return MediaType.ociLayerNondist;
+  }
+  return layerMediaType(compression, 'oci');
+}
+
+/** Descriptor JSON with a fixed key order (deterministic bytes). Annotation keys sorted, as Go does. */
+export function descriptorJson(d: Descriptor): Record<string, unknown> {
+  const out: Record<string, unknown> = {mediaType: d.mediaType, digest: d.digest, size: d.size};
+  if (d.urls && d.urls.length > 0) out.urls = d.urls;
+  if (d.annotations && Object.keys(d.annotations).length > 0) out.annotations = sortedRecord(d.annotations);
+  if (d.platform) out.platform = d.platform;
+  if (d.artifactType !== undefined) out.artifactType = d.artifactType;
+  return out;
+}
+
+export function sortedRecord<T>(record: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function document(value: unknown, mediaType: string): RawDocument {
+  const bytes = Buffer.from(JSON.stringify(value));
+  return {bytes, digest: sha256Of(bytes), mediaType, parsed: value};
+}
+
+function sameBlobs(listed: unknown, written: readonly Descriptor[]): boolean {
+  if (!Array.isArray(listed) || listed.length !== written.length) return false;
+  return listed.every((d, i) => isRecord(d) && d.digest === written[i]!.digest && d.size === written[i]!.size);
+}
+
+/**
+ * The image manifest an OCI layout stores for `image`. The source manifest's exact bytes are kept
+ * (its digest survives) when it is an OCI manifest and its config and every layer blob are the ones
+ * being written; otherwise an OCI manifest is generated from the model — Docker schema2 manifests
+ * become OCI ones (umoci and oci-image-tool read only OCI), recompressed layers get new descriptors.
+ * Manifest-level annotations and subject are carried over; a kept layer keeps its urls/annotations.
+ */
+export async function manifestFor(image: Image): Promise<RawDocument> {
+  const layers: Descriptor[] = [];
+  for (const layer of image.layers) layers.push({...pickLayerFields(layer.descriptor), mediaType: await ociLayerMediaType(layer)});
+  const config: Descriptor = {mediaType: configMediaType(image.config.mediaType), digest: image.config.digest, size: image.config.bytes.length};
+  const source = image.manifest;
+  const parsed = source?.parsed;
+  if (source && source.mediaType === MediaType.ociManifest && isRecord(parsed) && isRecord(parsed.config) && parsed.config.digest === config.digest && parsed.config.size === config.size && sameBlobs(parsed.layers, layers)) {
+    return source;
+  }
+  const out: Record<string, unknown> = {schemaVersion: 2, mediaType: MediaType.ociManifest};
+  if (isRecord(parsed) && typeof parsed.artifactType === 'string') out.artifactType = parsed.artifactType;
+  out.config = descriptorJson(config);
+  out.layers = layers.map(descriptorJson);
+  if (isRecord(parsed) && isRecord(parsed.subject)) out.subject = parsed.subject;
+  if (isRecord(parsed) && isRecord(parsed.annotations)) out.annotations = sortedRecord(parsed.annotations);
+  return document(out, MediaType.ociManifest);
+}
+
+function pickLayerFields(d: Descriptor): Descriptor {
+  const out: Descriptor = {mediaType: d.mediaType, digest: d.digest, size: d.size};
+  if (d.urls) out.urls = d.urls;
+  if (d.annotations) out.annotations = d.annotations;
+  return out;
+}
+
+function configMediaType(mediaType: string): string {
+  // Docker 25 labels even Docker-flavoured configs with the OCI type (FORMATS.md §2).
+  if (mediaType === '' || mediaType === MediaType.dockerConfig) return MediaType.ociConfig;
+  return mediaType;
+}
+
+/** The written tree of one entry: every blob it needs and its root descriptor. */
+export interface LayoutPlan {
+  /** Blobs by digest, each stored once however many images share it. */
+  blobs: Map<Digest, Member>;
+  /** Root descriptor (manifest or index) per entry, in entry order. */
+  roots: Array<{entry: ArchiveEntry; descriptor: Descriptor}>;
+  /** Image manifests written. */
+  images: number;
+}
+
+/**
+ * Resolves every entry to the blobs an OCI layout needs: layers (streamed from their source),
+ * configs, manifests and nested indexes (bytes). Shared nodes and blobs are planned once.
+ */
+export async function planLayout(entries: readonly ArchiveEntry[]): Promise<LayoutPlan> {
+  const blobs = new Map<Digest, Member>();
+  const written = new Map<Image | ImageIndex, Descriptor>();
+  let images = 0;
+  const putBytes = (doc: {bytes: Buffer; digest: Digest}): void => {
+    if (!blobs.has(doc.digest)) blobs.set(doc.digest, {type: 'file', name: blobPath(doc.digest), bytes: doc.bytes});
+  };
+  const visit = async (node: Image | ImageIndex): Promise<Descriptor> => {
+    const done = written.get(node);
+    if (done) return done;
+    let descriptor: Descriptor;
+    if (isImageIndex(node)) {
+      const children: Descriptor[] = [];
+      for (const child of node.children) {
+        if (!child.target) continue; // the write op drops absent platforms (with a note) before this
+        const d = await visit(child.target);
+        children.push({...child.descriptor, mediaType: d.mediaType, digest: d.digest, size: d.size});
+      }
+      const doc = indexFor(node, children);
+      putBytes(doc);
+      descriptor = {mediaType: doc.mediaType, digest: doc.digest, size: doc.bytes.length};
+    } else {
+      images++;
+      for (const layer of node.layers) if (!blobs.has(layer.descriptor.digest)) blobs.set(layer.descriptor.digest, layerMember(blobPath(layer.descriptor.digest), layer));
+      putBytes(node.config);
+      const doc = await manifestFor(node);
+      putBytes(doc);
+      descriptor = {mediaType: MediaType.ociManifest, digest: doc.digest, size: doc.bytes.length};
+    }
+    written.set(node, descriptor);
+    return descriptor;
+  };
+  const roots: LayoutPlan['roots'] = [];
+  for (const entry of entries) roots.push({entry, descriptor: await visit(entry.root)});
+  return {blobs, roots, images};
+}
+
+/**
+ * An index's bytes: kept when it is an OCI index listing exactly the children written (same
+ * digests, same order); otherwise regenerated as an OCI index — absent platforms dropped, Docker
+ * manifest lists mapped to OCI, child descriptors updated — keeping each child's platform and
+ * annotations and the index's own annotations.
+ */
+export function indexFor(index: ImageIndex, children: readonly Descriptor[]): RawDocument {
+  const parsed = index.document.parsed;
+  if (index.document.mediaType === MediaType.ociIndex && isRecord(parsed) && sameBlobs(parsed.manifests, children)) {
+    const listed = parsed.manifests as Array<Record<string, unknown>>;
+    if (listed.every((d, i) => d.mediaType === children[i]!.mediaType)) return index.document;
+  }
+  const out: Record<string, unknown> = {schemaVersion: 2, mediaType: MediaType.ociIndex};
+  if (isRecord(parsed) && typeof parsed.artifactType === 'string') out.artifactType = parsed.artifactType;
+  out.manifests = children.map(descriptorJson);
+  if (isRecord(parsed) && isRecord(parsed.subject)) out.subject = parsed.subject;
+  if (isRecord(parsed) && isRecord(parsed.annotations)) out.annotations = sortedRecord(parsed.annotations);
+  return document(out, MediaType.ociIndex);
+}
+
+/** How index.json names an image: the annotations for one full name (docker.io/library/demo:1). */
+export type NameAnnotations = (fullName: string) => Record<string, string>;
+
+/**
+ * Docker 25's `docker save` form: containerd's full name plus the tag alone in ref.name
+ * (FORMATS.md §2); containerd and Docker 25+ read the full name.
+ */
+export const dockerSaveNames: NameAnnotations = (full) => {
+  const ref = tryParseReference(full);
+  return {[ANNOTATION_CONTAINERD_NAME]: full, ...(ref?.tag !== undefined ? {[ANNOTATION_REF_NAME]: ref.tag} : {})};
+};
+
+/**
+ * The form for oci/oci-archive (README "Names in archives"): containerd's full name, which podman
+ * load and ctr import read first, plus the full name in ref.name — what podman save writes and what
+ * `skopeo copy oci-archive:FILE:NAME` and `umoci --image DIR:NAME` match verbatim.
+ */
+export const ociLayoutNames: NameAnnotations = (full) => ({[ANNOTATION_CONTAINERD_NAME]: full, [ANNOTATION_REF_NAME]: full});
+
+/**
+ * index.json: one descriptor per name (so every name can be picked), one bare descriptor for an
+ * unnamed entry. Non-name annotations and platform of the source descriptor are kept.
+ */
+export function indexJson(roots: LayoutPlan['roots'], names: NameAnnotations): Buffer {
+  const manifests: Array<Record<string, unknown>> = [];
+  for (const {entry, descriptor} of roots) {
+    const base: Descriptor = {mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size};
+    const kept = Object.fromEntries(Object.entries(entry.descriptor?.annotations ?? {}).filter(([k]) => k !== ANNOTATION_CONTAINERD_NAME && k !== ANNOTATION_REF_NAME));
+    if (entry.descriptor?.platform && !isIndexMediaType(descriptor.mediaType)) base.platform = entry.descriptor.platform;
+    if (entry.names.length === 0) manifests.push(descriptorJson(Object.keys(kept).length > 0 ? {...base, annotations: kept} : base));
+    for (const name of entry.names) manifests.push(descriptorJson({...base, annotations: {...kept, ...names(name)}}));
+  }
+  return Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: MediaType.ociIndex, manifests}));
+}
+
+/** The members of an OCI layout (oci-layout, index.json, blobs/…), in byte order of their names. */
+export function layoutMembers(plan: LayoutPlan, names: NameAnnotations): Member[] {
+  const algorithms = new Set([...plan.blobs.keys()].map((d) => d.slice(0, d.indexOf(':'))));
+  const members: Member[] = [
+    {type: 'file', name: 'oci-layout', bytes: OCI_LAYOUT_BYTES},
+    {type: 'file', name: 'index.json', bytes: indexJson(plan.roots, names)},
+    {type: 'dir', name: 'blobs'},
+    ...[...algorithms].map((a): Member => ({type: 'dir', name: `blobs/${a}`})),
+    ...plan.blobs.values(),
+  ];
+  return members;
+}
+
+/** The image the entry stands for in a one-image-per-name view (docker's manifest.json). */
+export function primaryImage(entry: ArchiveEntry, options: FormatWriteOptions): Image {
+  if (!isImageIndex(entry.root)) return entry.root;
+  const image = options.primary?.get(entry);
+  if (!image) throw new FerryError('UNSUPPORTED', `${entry.names.join(', ') || 'index'}: no image chosen for docker's manifest.json from a multi-platform index`);
+  return image;
+}
+

@@ -1,0 +1,10 @@
+import type {ArchiveEntry} from '../../model/image.js';
+import {sortMembers, writeTarFile} from '../../tar/archive-writer.js';
+import {layoutMembers, ociLayoutNames, planLayout, type FormatWriteOptions, type FormatWriteResult} from '../layout/write.js';
+
+/** An OCI image layout as one tar file (skopeo's and podman's oci-archive), members in name order. */
+export async function writeOciArchive(entries: readonly ArchiveEntry[], file: string, options: FormatWriteOptions = {}): Promise<FormatWriteResult> {
+  const plan = await planLayout(entries);
+  const bytes = await writeTarFile(file, sortMembers(layoutMembers(plan, ociLayoutNames)), options.signal);
+  return {images: plan.images, blobs: plan.blobs.size, bytes};
+}

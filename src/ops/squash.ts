@@ -1,0 +1,240 @@
+import {createWriteStream} from 'node:fs';
+import path from 'node:path';
+import {Readable} from 'node:stream';
+import {pipeline} from 'node:stream/promises';
+import {FerryError, ioError, UsageError} from '../errors.js';
+import {RangeLayer} from '../io/blob-layer.js';
+import {FileRange} from '../io/byte-source.js';
+import {disposeTemp} from '../io/cleanup.js';
+import {DigestStream} from '../io/digest-stream.js';
+import {makeTempDir} from '../io/input.js';
+import {parseConfig, type HistoryEntry} from '../model/config.js';
+import {isRecord} from '../model/descriptor.js';
+import type {Digest} from '../model/digest.js';
+import type {Archive, Image, Layer} from '../model/image.js';
+import {MediaType} from '../model/media-types.js';
+import {emitTar, planEmission} from './overlay/emit.js';
+import {mergeLayers} from './overlay/merge.js';
+import {pickImage} from './overlay/pick-image.js';
+import {writeArchive, type WriteOptions, type WriteSummary} from './write-archive.js';
+
+export interface SquashResult {
+  /** The new image: layers [0, fromLayer) as they were, then the squashed layer. */
+  image: Image;
+  fromLayer: number;
+  /** Layers merged into one. */
+  squashed: number;
+  /** Uncompressed tar bytes of the merged layers, and of the one that replaces them. */
+  beforeBytes: number;
+  afterBytes: number;
+  diffId: Digest;
+  warnings: string[];
+  /** Removes the new layer's temp file. */
+  dispose(): void;
+}
+
+/**
+ * Merges layers fromLayer..top into one changeset layer over the kept lower layers: what those
+ * layers added or changed, and a whiteout for every lower path they removed (none when everything is
+ * squashed). Hard links to files in kept layers stay links; files whose every lower name went away
+ * are written out in full (docker-squash#94, go-containerregistry#2002). The layer goes to a temp
+ * file (removed by dispose(), and on exit); the config keeps every byte except rootfs.diff_ids and
+ * history.
+ */
+export async function squashImage(image: Image, fromLayer = 0): Promise<SquashResult> {
+  const count = image.layers.length;
+  if (count === 0) throw new FerryError('BAD_ARCHIVE', 'the image has no layers to squash');
+  if (!Number.isInteger(fromLayer) || fromLayer < 0 || fromLayer >= count) {
+    throw new UsageError(`--from-layer ${fromLayer} is out of range: the image has ${count} layer(s), numbered 0 (base) to ${count - 1}`);
+  }
+  const view = await mergeLayers(image.layers, fromLayer > 0 ? {snapshotBefore: fromLayer} : {});
+  const plan = planEmission(view.tree, view.lower ? {base: fromLayer, lower: view.lower} : {base: 0});
+  const dir = await makeTempDir('ferry-squash-');
+  try {
+    const file = path.join(dir, 'layer.tar');
+    const hash = new DigestStream('squashed layer');
+    await pipeline(Readable.from(emitTar(plan, image.layers), {objectMode: false}), hash, createWriteStream(file, {flags: 'wx', mode: 0o600})).catch((e: unknown) => {
+      throw ioError(e, 'squashed layer');
+    });
+    const diffId = hash.digest!;
+    const label = `squashed layer (layers ${fromLayer}..${count - 1})`;
+    const layer: Layer = new RangeLayer({mediaType: MediaType.ociLayer, digest: diffId, size: hash.bytes}, diffId, new FileRange(file, 0, hash.bytes, label));
+    const kept = image.layers.slice(0, fromLayer);
+    const configBytes = squashedConfig(image, fromLayer, diffId);
+    const config = parseConfig(configBytes, image.config.mediaType, 'squashed image config');
+    const beforeBytes = view.layers.slice(fromLayer).reduce((n, l) => n + l.tarBytes, 0);
+    return {
+      image: {names: image.names, manifest: null, config, layers: [...kept, layer], platform: image.platform},
+      fromLayer,
+      squashed: count - fromLayer,
+      beforeBytes,
+      afterBytes: hash.bytes,
+      diffId,
+      warnings: view.warnings,
+      dispose: () => disposeTemp(dir),
+    };
+  } catch (e) {
+    disposeTemp(dir);
+    throw e;
+  }
+}
+
+/**
+ * The config with rootfs.diff_ids and history replaced and every other byte kept. History follows
+ * Docker's own squash (moby daemon/images/image_squash.go): entries of merged layers become
+ * `empty_layer` (they stay, so `docker history` still tells the story) and one entry for the new
+ * layer is appended, so count(!empty_layer) == len(diff_ids) still holds.
+ */
+export function squashedConfig(image: Image, fromLayer: number, diffId: Digest): Buffer {
+  const parsed = image.config.parsed;
+  const oldIds = parsed.rootfs.diff_ids;
+  const diffIds = [...oldIds.slice(0, fromLayer), diffId];
+  const rawHistory = Array.isArray(parsed.history) ? parsed.history : [];
+  const history: unknown[] = [];
+  let layerIndex = 0;
+  for (const h of rawHistory) {
+    if (!isRecord(h) || h.empty_layer === true) {
+      history.push(h);
+      continue;
+    }
+    history.push(layerIndex >= fromLayer ? {...h, empty_layer: true} : h);
+    layerIndex++;
+  }
+  // Images without history (or with less than one entry per layer) get placeholders for kept layers.
+  for (; layerIndex < fromLayer; layerIndex++) history.push({comment: `layer ${layerIndex} (no history in the source image)`});
+  const created = typeof parsed.created === 'string' ? parsed.created : lastCreated(rawHistory);
+  const entry: HistoryEntry = {
+    ...(created ? {created} : {}),
+    created_by: `ferry squash --from-layer ${fromLayer}`,
+    comment: `merged layers ${fromLayer}..${oldIds.length - 1} (${oldIds[fromLayer]} .. ${oldIds.at(-1)}) into ${diffId}`,
+  };
+  history.push(entry);
+  const rootfs = isRecord(parsed.rootfs) ? {...parsed.rootfs, diff_ids: diffIds} : {type: 'layers', diff_ids: diffIds};
+  return replaceTopLevelValues(image.config.bytes, {rootfs, history});
+}
+
+function lastCreated(history: unknown[]): string | undefined {
+  for (let i = history.length - 1; i >= 0; i--) {
+    const h = history[i];
+    if (isRecord(h) && typeof h.created === 'string') return h.created;
+  }
+  return undefined;
+}
+
+/**
+ * Replaces the values of some top-level keys of a JSON object in place, leaving every other byte as
+ * it was (key order, spacing, number spelling, escapes); keys not present are appended.
+ */
+export function replaceTopLevelValues(bytes: Buffer, values: Record<string, unknown>): Buffer {
+  const text = bytes.toString('utf8');
+  const spans = topLevelSpans(text);
+  const edits: Array<{start: number; end: number; text: string}> = [];
+  const missing = new Set(Object.keys(values));
+  for (const span of spans) {
+    if (!Object.hasOwn(values, span.key)) continue;
+    edits.push({start: span.valueStart, end: span.valueEnd, text: JSON.stringify(values[span.key])});
+    missing.delete(span.key);
+  }
+  if (missing.size > 0) {
+    const close = text.lastIndexOf('}');
+    const added = [...missing].map((k) => `${JSON.stringify(k)}:${JSON.stringify(values[k])}`).join(',');
+    edits.push({start: close, end: close, text: `${spans.length > 0 ? ',' : ''}${added}`});
+  }
+  let out = text;
+  for (const edit of edits.sort((a, b) => b.start - a.start)) out = out.slice(0, edit.start) + edit.text + out.slice(edit.end);
+  return Buffer.from(out, 'utf8');
+}
+
+interface Span {
+  key: string;
+  valueStart: number;
+  valueEnd: number;
+}
+
+/** Key and value positions of a JSON object's top level (the document was already parsed once). */
+function topLevelSpans(text: string): Span[] {
+  let i = 0;
+  const ws = (): void => {
+    while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
+  };
+  const skipString = (): void => {
+    i++; // opening quote
+    while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    i++;
+  };
+  const skipValue = (): void => {
+    const c = text[i];
+    if (c === '"') return skipString();
+    if (c === '{' || c === '[') {
+      let depth = 0;
+      while (i < text.length) {
+        const d = text[i]!;
+        if (d === '"') {
+          skipString();
+          continue;
+        }
+        if (d === '{' || d === '[') depth++;
+        else if (d === '}' || d === ']') {
+          depth--;
+          if (depth === 0) {
+            i++;
+            return;
+          }
+        }
+        i++;
+      }
+      return;
+    }
+    while (i < text.length && !',}] \t\r\n'.includes(text[i]!)) i++;
+  };
+  ws();
+  if (text[i] !== '{') throw new FerryError('BAD_JSON', 'image config is not a JSON object');
+  i++;
+  const spans: Span[] = [];
+  for (;;) {
+    ws();
+    if (text[i] === '}' || i >= text.length) return spans;
+    const keyStart = i;
+    skipString();
+    const key = JSON.parse(text.slice(keyStart, i)) as string;
+    ws();
+    i++; // ':'
+    ws();
+    const valueStart = i;
+    skipValue();
+    spans.push({key, valueStart, valueEnd: i});
+    ws();
+    if (text[i] === ',') i++;
+  }
+}
+
+export interface SquashCommandOptions extends Pick<WriteOptions, 'force' | 'compress' | 'dockerLayout' | 'note'> {
+  images?: readonly string[];
+  fromLayer?: number;
+  tags?: string[];
+}
+
+export interface SquashSummary {
+  image: string;
+  result: Omit<SquashResult, 'image' | 'dispose'>;
+  written: WriteSummary;
+}
+
+/** `ferry squash`: squash the picked image and write it to `destination` through the archive writer. */
+export async function squashToArchive(archive: Archive, destination: string, options: SquashCommandOptions = {}): Promise<SquashSummary> {
+  const picked = pickImage(archive, options.images ?? []);
+  const result = await squashImage(picked.image, options.fromLayer ?? 0);
+  try {
+    const writeOptions: WriteOptions = {};
+    if (options.force !== undefined) writeOptions.force = options.force;
+    if (options.compress !== undefined) writeOptions.compress = options.compress;
+    if (options.dockerLayout !== undefined) writeOptions.dockerLayout = options.dockerLayout;
+    if (options.note !== undefined) writeOptions.note = options.note;
+    if (options.tags && options.tags.length > 0) writeOptions.tags = options.tags;
+    const written = await writeArchive(destination, [{names: picked.names, root: result.image}], writeOptions);
+    const {image: _image, dispose: _dispose, ...rest} = result;
+    return {image: picked.names[0] ?? picked.image.config.digest, result: rest, written};
+  } finally {
+    result.dispose();
+  }
+}

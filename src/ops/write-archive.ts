@@ -1,0 +1,337 @@
+import {createReadStream, createWriteStream} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {pipeline} from 'node:stream/promises';
+import pLimit from 'p-limit';
+import {FerryError, ioError, UsageError} from '../errors.js';
+import {beginAtomicOutput, type AtomicOutput} from '../io/atomic.js';
+import {RangeLayer} from '../io/blob-layer.js';
+import {FileRange} from '../io/byte-source.js';
+import {disposeTemp} from '../io/cleanup.js';
+import {compressor, guardedDecompressor} from '../io/compression.js';
+import {DigestStream} from '../io/digest-stream.js';
+import {makeTempDir} from '../io/input.js';
+import {isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type IndexChild, type Layer} from '../model/image.js';
+import {isNondistributable, layerMediaType, MediaType, type Compression} from '../model/media-types.js';
+import {formatPlatform, hostPlatform, platformMatches, type Platform} from '../model/platform.js';
+import {fullName, tryParseReference, withDefaultTag} from '../model/reference.js';
+import {parseDestination, writerFor, type ArchiveWriter} from '../transports.js';
+import type {FormatName} from '../model/image.js';
+
+export interface WriteOptions {
+  /** Layer compression: `keep` (default) copies blobs as they are where the destination's consumers load them. */
+  compress?: 'keep' | 'gzip' | 'zstd' | 'none';
+  /** docker-archive only: `oci` (default: OCI layout + manifest.json + repositories) or `legacy` (Docker ≤24). */
+  dockerLayout?: 'oci' | 'legacy';
+  /** Replace an existing destination. */
+  force?: boolean;
+  /** Pick this platform out of multi-platform indexes (the output then holds single images). */
+  platform?: Platform;
+  /** Names for the output; only with one entry. Replace the entry's own names. */
+  tags?: string[];
+  /** Notes for stderr; the caller decides whether to print them. */
+  note?: (message: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface WriteSummary {
+  format: FormatName;
+  path: string;
+  images: number;
+  blobs: number;
+  bytes: number;
+}
+
+/**
+ * Writes `entries` to `destination` ('docker-archive:PATH' | 'oci-archive:PATH' | 'oci:DIR'; PATH
+ * '-' = stdout for the tar forms). Steps: names normalised, platforms chosen, layers that must change
+ * compression transcoded concurrently into scratch files beside the destination (source blob digest,
+ * diffID and output digest checked in the same pass), then the format's writer copies every blob,
+ * hashing it against its descriptor, into a temp name that is renamed into place only at the end.
+ */
+export async function writeArchive(destination: string, entries: ArchiveEntry[], options: WriteOptions = {}): Promise<WriteSummary> {
+  const dest = parseDestination(destination);
+  if (options.dockerLayout !== undefined && dest.format !== 'docker-archive') throw new UsageError(`--docker-layout applies to docker-archive: destinations, not ${dest.format}:`);
+  if (options.compress !== undefined && !['keep', 'gzip', 'zstd', 'none'].includes(options.compress)) throw new UsageError(`invalid compression "${options.compress}": expected keep, gzip, zstd or none`);
+  const writer = writerFor(dest.format, options.dockerLayout ? {dockerLayout: options.dockerLayout} : {});
+  const note = options.note ?? ((): void => {});
+  if (entries.length === 0) throw new FerryError('NOT_FOUND', 'nothing to write: no image selected');
+  if (options.tags && options.tags.length > 0 && entries.length !== 1) {
+    throw new UsageError(`--tag names one image, but ${entries.length} are selected: pick one with --image`);
+  }
+  const named = nameEntries(entries, options.tags, note);
+  const {entries: planned, primary} = choosePlatforms(named, writer, options.platform, note);
+  const toStdout = dest.path === '-';
+  if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write an archive to a terminal: redirect stdout or name a file');
+
+  const output = toStdout ? await stdoutOutput() : await beginAtomicOutput(dest.path, writer.output, {force: options.force ?? false});
+  try {
+    const concurrency = Math.max(1, os.availableParallelism());
+    const replaced = await prepareLayers(planned, writer, options, output, note, concurrency);
+    const final = replaceLayers(planned, primary, replaced);
+    const result = await writer.write(final.entries, output.tempPath, {primary: final.primary, concurrency, ...(options.signal ? {signal: options.signal} : {})});
+    await output.commit();
+    return {format: dest.format, path: dest.path, ...result};
+  } catch (e) {
+    await output.abort();
+    throw e;
+  }
+}
+
+/** The archive goes to a temp file first, then to stdout: nothing partial reaches a pipe on error. */
+async function stdoutOutput(): Promise<AtomicOutput> {
+  const dir = await makeTempDir('ferry-out-');
+  const tempPath = path.join(dir, 'archive.tar');
+  return {
+    destination: '-',
+    tempPath,
+    scratchDir: async () => dir,
+    async commit(): Promise<void> {
+      try {
+        await copyToStdout(tempPath);
+      } finally {
+        disposeTemp(dir);
+      }
+    },
+    async abort(): Promise<void> {
+      disposeTemp(dir);
+    },
+  };
+}
+
+function copyToStdout(file: string, out: NodeJS.WriteStream = process.stdout): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const source = createReadStream(file, {highWaterMark: 1 << 20});
+    const fail = (e: unknown): void => {
+      source.destroy();
+      out.off('error', fail);
+      reject(ioError(e, 'stdout'));
+    };
+    out.on('error', fail);
+    source.on('error', (e) => fail(e));
+    source.on('end', () => {
+      out.off('error', fail);
+      resolve();
+    });
+    source.pipe(out, {end: false});
+  });
+}
+
+/**
+ * Names normalised to full references with a tag (docker.io/library/demo:1), the form writers turn
+ * into RepoTags (familiar) and index.json annotations. `tags` replace the entry's names.
+ */
+function nameEntries(entries: readonly ArchiveEntry[], tags: readonly string[] | undefined, note: (m: string) => void): ArchiveEntry[] {
+  if (tags && tags.length > 0) {
+    const names = tags.map((tag) => {
+      const ref = tryParseReference(tag);
+      if (!ref) throw new UsageError(`invalid --tag "${tag}": not an image reference`);
+      if (ref.digest !== undefined) throw new UsageError(`invalid --tag "${tag}": a digest cannot name an image in an archive; give name:tag`);
+      return fullName(withDefaultTag(ref));
+    });
+    return [{...entries[0]!, names: [...new Set(names)]}];
+  }
+  return entries.map((entry) => {
+    const names: string[] = [];
+    for (const name of entry.names) {
+      const ref = tryParseReference(name);
+      if (!ref) {
+        note(`name "${name}" is not an image reference; it is left out of the output`);
+        continue;
+      }
+      if (ref.digest !== undefined) {
+        note(`name "${name}" is a digest reference, which archives cannot name images by; it is left out of the output`);
+        continue;
+      }
+      const full = fullName(withDefaultTag(ref));
+      if (!names.includes(full)) names.push(full);
+    }
+    return {...entry, names};
+  });
+}
+
+function entryLabel(entry: ArchiveEntry): string {
+  if (entry.names.length > 0) return entry.names.join(', ');
+  return isImageIndex(entry.root) ? `index ${entry.root.document.digest}` : `image ${entry.root.config.digest}`;
+}
+
+/** Present images of a node with their platforms, depth first (first match wins, as OCI says). */
+function imagesOf(node: Image | ImageIndex): Image[] {
+  return isImageIndex(node) ? node.children.flatMap((c) => (c.target ? imagesOf(c.target) : [])) : [node];
+}
+
+function absentOf(node: Image | ImageIndex): IndexChild[] {
+  return isImageIndex(node) ? node.children.flatMap((c) => (c.target ? absentOf(c.target) : [c])) : [];
+}
+
+/** An index without its absent children (kind#3795: Docker 25 `save --platform` writes such indexes). */
+function pruneAbsent(index: ImageIndex, memo: Map<ImageIndex, ImageIndex | null>): ImageIndex | null {
+  const done = memo.get(index);
+  if (done !== undefined) return done;
+  const children: IndexChild[] = [];
+  for (const child of index.children) {
+    if (!child.target) continue;
+    if (!isImageIndex(child.target)) {
+      children.push(child);
+      continue;
+    }
+    const nested = pruneAbsent(child.target, memo);
+    if (nested) children.push({descriptor: child.descriptor, target: nested});
+  }
+  const pruned = children.length === 0 ? null : children.length === index.children.length && children.every((c, i) => c.target === index.children[i]!.target) ? index : {document: index.document, children};
+  memo.set(index, pruned);
+  return pruned;
+}
+
+function platformList(images: readonly Image[]): string {
+  return images.map((i) => formatPlatform(i.platform)).join(', ') || 'none';
+}
+
+/**
+ * Fits multi-platform indexes to the destination: with --platform, every entry becomes that one
+ * image; otherwise indexes are kept whole where the form holds them (absent platforms dropped with a
+ * note), and where docker's manifest.json needs one image per name the host platform's is chosen
+ * (the only present image wins when there is just one); no match is an error listing what exists.
+ */
+function choosePlatforms(entries: readonly ArchiveEntry[], writer: ArchiveWriter, want: Platform | undefined, note: (m: string) => void): {entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>} {
+  const out: ArchiveEntry[] = [];
+  const primary = new Map<ArchiveEntry, Image>();
+  const memo = new Map<ImageIndex, ImageIndex | null>();
+  for (const entry of entries) {
+    const label = entryLabel(entry);
+    const root = entry.root;
+    if (want) {
+      const images = imagesOf(root);
+      const hit = images.find((i) => platformMatches(i.platform, want));
+      if (!hit) {
+        const absent = absentOf(root).filter((c) => c.descriptor.platform && platformMatches(c.descriptor.platform, want));
+        const why = absent.length > 0 ? ` (the index lists it, but its blobs are not in the archive)` : '';
+        throw new FerryError('NOT_FOUND', `${label}: no image for platform ${formatPlatform(want)}${why}; present: ${platformList(images)}`);
+      }
+      out.push({names: entry.names, root: hit});
+      continue;
+    }
+    if (!isImageIndex(root)) {
+      out.push(entry);
+      continue;
+    }
+    const absent = absentOf(root);
+    for (const child of absent) {
+      note(`${label}: the index lists ${child.descriptor.platform ? `platform ${formatPlatform(child.descriptor.platform)}` : 'a manifest'} (${child.descriptor.digest}) whose blobs are not in the source; the written index lists only the platforms present`);
+    }
+    const pruned = pruneAbsent(root, memo);
+    if (!pruned) throw new FerryError('MISSING_BLOB', `${label}: none of the index's platforms is present in the archive`);
+    if (writer.indexes === 'keep') {
+      out.push({...entry, root: pruned});
+      continue;
+    }
+    const images = imagesOf(pruned);
+    const host = hostPlatform();
+    const pick = images.length === 1 ? images[0] : images.find((i) => platformMatches(i.platform, host));
+    if (!pick) {
+      throw new FerryError('NOT_FOUND', `${label}: a docker-archive lists one image per name, and this multi-platform index has none for this host's platform ${formatPlatform(host)}; pick one with --platform (present: ${platformList(images)})`);
+    }
+    if (writer.indexes === 'one') {
+      if (images.length > 1) note(`${label}: the legacy docker-archive layout holds one image per name: wrote ${formatPlatform(pick.platform)} of ${platformList(images)}`);
+      out.push({names: entry.names, root: pick});
+      continue;
+    }
+    const kept = {...entry, root: pruned};
+    primary.set(kept, pick);
+    out.push(kept);
+  }
+  return {entries: out, primary};
+}
+
+function allImages(entries: readonly ArchiveEntry[]): Image[] {
+  return entries.flatMap((e) => imagesOf(e.root));
+}
+
+/**
+ * Decides each distinct layer's output compression and transcodes the ones that change, several at
+ * once, into scratch files. `keep` keeps what the destination's consumers load (zstd bound for
+ * docker-archive, bzip2/xz bound for an OCI form are stored uncompressed, with a note).
+ */
+async function prepareLayers(entries: readonly ArchiveEntry[], writer: ArchiveWriter, options: WriteOptions, output: AtomicOutput, note: (m: string) => void, concurrency: number): Promise<Map<string, Layer>> {
+  const distinct = new Map<string, Layer>();
+  for (const image of allImages(entries)) for (const layer of image.layers) if (!distinct.has(layer.descriptor.digest)) distinct.set(layer.descriptor.digest, layer);
+  const want = options.compress ?? 'keep';
+  const jobs: Array<{layer: Layer; from: Compression; to: Compression}> = [];
+  const unloadable = new Map<Compression, number>();
+  for (const layer of distinct.values()) {
+    const from = await layer.compression();
+    let to: Compression;
+    if (want === 'keep') {
+      to = writer.accepts(from) ? from : 'none';
+      if (to !== from) unloadable.set(from, (unloadable.get(from) ?? 0) + 1);
+    } else to = want;
+    if (to !== from) jobs.push({layer, from, to});
+  }
+  for (const [from, count] of unloadable) {
+    const why = from === 'zstd' ? 'docker 20.10 cannot load zstd layers (pass --compress zstd to keep them)' : `${writer.format} consumers read only gzip and zstd layers`;
+    note(`${count} ${from} layer(s) stored uncompressed: ${why}`);
+  }
+  if (want === 'zstd' && writer.format === 'docker-archive') note('zstd layers: docker before 23.0 (e.g. 20.10) cannot load them');
+  const replaced = new Map<string, Layer>();
+  if (jobs.length === 0) return replaced;
+  const dir = await output.scratchDir();
+  const limit = pLimit(concurrency);
+  await Promise.all(
+    jobs.map((job, n) =>
+      limit(async () => {
+        replaced.set(job.layer.descriptor.digest, await transcodeLayer(job.layer, job.from, job.to, path.join(dir, `layer-${n}`), options.signal));
+      }),
+    ),
+  );
+  return replaced;
+}
+
+/**
+ * One pass over the source blob: its digest and size are checked against the descriptor, the
+ * uncompressed stream against the diffID, and the output hashed into its new digest. The diffID never
+ * changes; the blob digest does (fixed compression parameters keep it deterministic).
+ */
+async function transcodeLayer(layer: Layer, from: Compression, to: Compression, file: string, signal: AbortSignal | undefined): Promise<Layer> {
+  const blobCheck = new DigestStream(`${layer.label}: blob`, {digest: layer.descriptor.digest, size: layer.descriptor.size});
+  const stages: NodeJS.ReadWriteStream[] = [blobCheck];
+  if (from !== 'none') {
+    const {counter, decompress, guard} = guardedDecompressor(from, layer.label);
+    stages.push(counter, decompress, guard);
+  }
+  // An uncompressed blob whose digest is its diffID was just checked by blobCheck.
+  const diffCheck = from === 'none' && layer.descriptor.digest === layer.diffId ? undefined : new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId});
+  if (diffCheck) stages.push(diffCheck);
+  const outCheck = to === 'none' ? undefined : new DigestStream(`${layer.label}: recompressed`);
+  if (to === 'gzip' || to === 'zstd') stages.push(compressor(to), outCheck!);
+  else if (to !== 'none') throw new FerryError('UNSUPPORTED', `${layer.label}: cannot write ${to} layers`);
+  await pipeline([layer.openCompressed(), ...stages, createWriteStream(file, {flags: 'wx', mode: 0o600})], signal ? {signal} : {}).catch((e: unknown) => {
+    throw ioError(e, layer.label);
+  });
+  const size = outCheck ? outCheck.bytes : (diffCheck ?? blobCheck).bytes;
+  const digest = outCheck ? outCheck.digest! : layer.diffId;
+  const mediaType = isNondistributable(layer.descriptor.mediaType) ? (to === 'gzip' ? MediaType.ociLayerNondistGzip : to === 'zstd' ? MediaType.ociLayerNondistZstd : MediaType.ociLayerNondist) : layerMediaType(to, 'oci');
+  return new RangeLayer({mediaType, digest, size}, layer.diffId, new FileRange(file, 0, size, `${layer.label} (as ${to})`));
+}
+
+/** Entries with transcoded layers swapped in; shared nodes stay shared, the primary map follows. */
+function replaceLayers(entries: readonly ArchiveEntry[], primary: ReadonlyMap<ArchiveEntry, Image>, replaced: ReadonlyMap<string, Layer>): {entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>} {
+  const memo = new Map<Image | ImageIndex, Image | ImageIndex>();
+  const swap = <T extends Image | ImageIndex>(node: T): T => {
+    const done = memo.get(node);
+    if (done) return done as T;
+    let next: Image | ImageIndex;
+    if (isImageIndex(node)) next = {document: node.document, children: node.children.map((c) => ({...c, target: c.target ? swap(c.target) : null}))};
+    else next = node.layers.some((l) => replaced.has(l.descriptor.digest)) ? {...node, layers: node.layers.map((l) => replaced.get(l.descriptor.digest) ?? l)} : node;
+    memo.set(node, next);
+    return next as T;
+  };
+  const out: ArchiveEntry[] = [];
+  const nextPrimary = new Map<ArchiveEntry, Image>();
+  for (const entry of entries) {
+    const next = {...entry, root: swap(entry.root)};
+    const p = primary.get(entry);
+    if (p) nextPrimary.set(next, swap(p));
+    out.push(next);
+  }
+  return {entries: out, primary: nextPrimary};
+}
