@@ -70,9 +70,9 @@ async function readInput(input: OpenedInput, spec: SourceSpec, warnings: string[
     const format = spec.transport ?? detected;
     if (!format) throw new FerryError('UNKNOWN_FORMAT', `${label}: directory is not an image: tried oci (oci-layout + index.json) and docker-archive (manifest.json)`);
     if (format === 'docker-archive' || (format === 'oci' && detected === 'docker-archive' && !(await isOciLayout(tree)))) {
-      return {format: 'docker-archive', entries: await readDockerArchiveEntries(tree, warnings)};
+      return {format: 'docker-archive', entries: await readDockerArchiveEntries(tree, warnings, problems)};
     }
-    return {format: 'oci', entries: await readTreeAs('oci', tree, warnings)};
+    return {format: 'oci', entries: await readTreeAs('oci', tree, warnings, problems)};
   }
   if (spec.transport === 'oci') throw new FerryError('BAD_ARCHIVE', `${label}: oci: expects a layout directory, got a file (use oci-archive:)`);
   if (spec.transport === 'rootfs') return {format: 'rootfs', entries: await readRootfsEntries(input.range, options.rootfs)};
@@ -86,14 +86,19 @@ async function readInput(input: OpenedInput, spec: SourceSpec, warnings: string[
     throw e;
   }
   for (const d of tree.duplicates) problems.push(`${label}: member "${d}" is stored more than once`);
-  if (!tree.hasEndMarker) problems.push(`${label}: no end-of-archive marker (truncated archive?)`);
+  if (!tree.hasEndMarker) {
+    // A pipe that closed early at a member boundary looks like a complete, shorter archive: from
+    // stdin nothing else can tell (a file's blobs are at least checked against their digests).
+    if (spec.path === '-') throw new FerryError('BAD_TAR', `${label}: archive ends without the tar end-of-archive marker (input cut short?)`);
+    problems.push(`${label}: no end-of-archive marker (truncated archive?)`);
+  }
   const detected = await detectTree(tree);
   const format = spec.transport ?? detected ?? 'rootfs';
   if (format === 'rootfs') return {format, entries: await readRootfsEntries(input.range, options.rootfs)};
   if (spec.transport && detected === undefined) {
     throw new FerryError('UNKNOWN_FORMAT', `${label}: not a ${spec.transport} archive: it has neither manifest.json nor oci-layout + index.json`);
   }
-  return {format, entries: await readTreeAs(format, tree, warnings)};
+  return {format, entries: await readTreeAs(format, tree, warnings, problems)};
 }
 
 async function detectTree(tree: FileTree): Promise<FormatName | undefined> {
@@ -108,10 +113,10 @@ async function detectTree(tree: FileTree): Promise<FormatName | undefined> {
   return undefined;
 }
 
-async function readTreeAs(format: FormatName, tree: FileTree, warnings: string[]): Promise<ArchiveEntry[]> {
-  if (format === 'docker-archive') return readDockerArchiveEntries(tree, warnings);
+async function readTreeAs(format: FormatName, tree: FileTree, warnings: string[], problems: string[]): Promise<ArchiveEntry[]> {
+  if (format === 'docker-archive') return readDockerArchiveEntries(tree, warnings, problems);
   if (!(await isOciLayout(tree))) throw new FerryError('UNKNOWN_FORMAT', `${tree.label}: not an OCI layout: oci-layout or index.json is missing`);
-  return readLayoutEntries(tree, warnings);
+  return readLayoutEntries(tree, warnings, problems);
 }
 
 // ---- Destinations (writers) ----

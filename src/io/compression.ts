@@ -1,7 +1,8 @@
 import {spawn} from 'node:child_process';
 import {Duplex, Transform, type TransformCallback} from 'node:stream';
 import zlib from 'node:zlib';
-import {CompressStream, DecompressStream} from 'zstd-napi';
+import {CompressStream} from 'zstd-napi';
+import zstdBinding from 'zstd-napi/binding.js';
 import {FerryError} from '../errors.js';
 import {ParallelGzip} from './parallel-gzip.js';
 import type {Compression} from '../model/media-types.js';
@@ -92,12 +93,46 @@ export function decompressor(compression: Compression, label: string): Duplex {
       return wrapErrors(g, label, 'gzip');
     }
     case 'zstd':
-      return wrapErrors(new DecompressStream(), label, 'zstd');
+      return wrapErrors(zstdDecompressor(label), label, 'zstd');
     case 'bzip2':
       return spawnFilter('bzip2', ['-dc'], label);
     case 'xz':
       return spawnFilter('xz', ['-dc'], label);
   }
+}
+
+/**
+ * zstd decompression that honours backpressure. zstd-napi's DecompressStream inflates a whole input
+ * chunk in one synchronous loop and pushes every output buffer regardless of demand: a 256 KiB frame
+ * of RLE blocks became 8 GiB of buffered memory before the bomb guard downstream saw a byte. Here
+ * each output buffer is yielded from an async generator, so nothing is inflated until it is wanted.
+ */
+function zstdDecompressor(label: string): Duplex {
+  const outSize = zstdBinding.dStreamOutSize();
+  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
+    const dctx = new zstdBinding.DCtx();
+    let inFrame = false;
+    for await (const chunk of source) {
+      let input = chunk;
+      for (;;) {
+        const output = Buffer.allocUnsafe(outSize);
+        let result: [number, number, number];
+        try {
+          result = dctx.decompressStream(output, input);
+        } catch (e) {
+          throw new FerryError('BAD_ARCHIVE', `${label}: corrupt zstd data (${(e as Error).message})`, {cause: e});
+        }
+        const [hint, produced, consumed] = result;
+        input = input.subarray(consumed);
+        if (produced > 0) yield output.subarray(0, produced);
+        if (input.length === 0 && (produced < output.length || hint === 0)) {
+          inFrame = hint !== 0;
+          break;
+        }
+      }
+    }
+    if (inFrame) throw new FerryError('BAD_ARCHIVE', `${label}: corrupt zstd data (truncated)`);
+  });
 }
 
 /** Decompressor with a bomb guard; `source` is the compressed stream. */

@@ -85,6 +85,9 @@ export class TarTree implements FileTree {
       if (isOutside(current)) throw new FerryError('UNSAFE_PATH', `${this.label}: "${name}" points outside the archive`);
       const node = this.nodes.get(current);
       if (!node) return undefined;
+      // Readers disagree on which copy counts (containers/image the first, docker load the last):
+      // a member ferry needs must be unambiguous.
+      if (this.duplicates.includes(current)) throw new FerryError('BAD_ARCHIVE', `${this.label}: member "${current}" is stored more than once (readers disagree on which copy counts)`);
       if (node.type === 'file') return node.range;
       if (node.type === 'dir') throw new FerryError('BAD_ARCHIVE', `${this.label}: "${name}" is a directory, expected a file`);
       if (node.type === 'other') throw new FerryError('BAD_ARCHIVE', `${this.label}: "${name}" is not a regular file`);

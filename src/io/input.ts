@@ -1,4 +1,4 @@
-import {createWriteStream} from 'node:fs';
+import {createWriteStream, type WriteStream} from 'node:fs';
 import {mkdtemp, open, stat} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,6 +55,7 @@ export async function openInput(location: string, stdin: NodeJS.ReadableStream =
 async function spool(source: Readable, label: string, detect: (head: Buffer) => Promise<Compression>): Promise<OpenedInput> {
   const dir = await makeTempDir('ferry-in-');
   const dispose = async (): Promise<void> => disposeTemp(dir);
+  let out: WriteStream | undefined;
   try {
     const file = path.join(dir, 'input.tar');
     // Peek the first bytes to pick the decompressor, then put them back in front of the stream.
@@ -76,7 +77,7 @@ async function spool(source: Readable, label: string, detect: (head: Buffer) => 
         for (let n = await iterator.next(); !n.done; n = await iterator.next()) yield n.value as Buffer;
       })(),
     );
-    const out = createWriteStream(file);
+    out = createWriteStream(file);
     if (compression === 'none') await pipeline(rest, out);
     else {
       const {counter, decompress, guard} = guardedDecompressor(compression, label);
@@ -88,6 +89,12 @@ async function spool(source: Readable, label: string, detect: (head: Buffer) => 
     if (size === 0) throw new FerryError('BAD_ARCHIVE', `${label}: empty after decompression`);
     return {kind: 'file', range: new FileRange(file, 0, size, label), outerCompression: compression, spooled: true, dispose};
   } catch (e) {
+    // A stream destroyed while its file was still opening finishes opening (and closing) later:
+    // removing the directory before then would surface as an unhandled ENOENT 'error' event.
+    if (out && !out.closed) {
+      out.on('error', () => {});
+      await new Promise<void>((resolve) => out!.once('close', () => resolve()));
+    }
     await dispose();
     throw ioError(e, label);
   }

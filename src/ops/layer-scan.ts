@@ -56,7 +56,10 @@ export async function scanLayer(layer: Layer, onEntry?: (entry: TarEntry, reader
     }
     await reader.drain();
   } catch (e) {
-    // A digest/decompression failure upstream is the real cause of a tar error downstream.
+    // A digest/decompression failure upstream is the real cause of a tar error downstream. Drain the
+    // rest while waiting for it: a stream nobody reads never settles (the process would then exit
+    // with nothing pending but this promise: code 13, no message). Drain errors are upstream's.
+    await reader.drain().catch(() => {});
     await flowing.catch((upstream: unknown) => {
       throw upstream;
     });

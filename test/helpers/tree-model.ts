@@ -2,6 +2,7 @@ import {execFileSync} from 'node:child_process';
 import {createHash} from 'node:crypto';
 import {readFileSync} from 'node:fs';
 import path from 'node:path';
+import {Header, Parser, type ReadEntry} from 'tar';
 import {expect} from 'vitest';
 import type {Dockerd} from './daemons.js';
 
@@ -35,6 +36,8 @@ export interface CraftEntry {
   devminor?: number;
   /** PAX SCHILY.xattr.* records (values as text). */
   xattrs?: Record<string, string>;
+  /** Overrides the typeflag byte as written (craft only: for entries no runtime unpacks). */
+  rawType?: string;
 }
 
 export type CraftLayer = CraftEntry[];
@@ -87,6 +90,8 @@ def layer_bytes(entries):
                     raw = open(c['file'], 'rb').read(); ti.size = len(raw); data = io.BytesIO(raw)
                 else:
                     raw = c.encode('utf-8'); ti.size = len(raw); data = io.BytesIO(raw)
+            if e.get('rawType'):
+                ti.type = e['rawType'].encode('latin1')
             if e.get('xattrs'):
                 ti.pax_headers = {'SCHILY.xattr.' + k: v for k, v in e['xattrs'].items()}
             tf.addfile(ti, data)
@@ -584,3 +589,80 @@ export function expectSameAsDocker(docker: Canon, ours: Canon): void {
   expect(diffCanon(docker, ours, {ignore: (p) => DOCKER_INIT_ENTRIES.includes(p) && !ours.has(p)})).toEqual([]);
 }
 
+
+// ---- In-process tars (node-tar's Header and Parser: independent of ferry's tar code) ----
+
+const HEADER_TYPE: Record<CraftType, 'File' | 'Directory' | 'SymbolicLink' | 'Link' | 'FIFO' | 'CharacterDevice' | 'BlockDevice'> = {
+  file: 'File',
+  dir: 'Directory',
+  symlink: 'SymbolicLink',
+  hardlink: 'Link',
+  fifo: 'FIFO',
+  char: 'CharacterDevice',
+  block: 'BlockDevice',
+};
+
+/** A layer tar in memory (short names, text content only), written with node-tar's Header. */
+export function encodeLayer(entries: CraftLayer): Buffer {
+  const parts: Buffer[] = [];
+  for (const e of entries) {
+    const type: CraftType = e.type ?? (e.path.endsWith('/') ? 'dir' : 'file');
+    if (e.content !== undefined && typeof e.content !== 'string') throw new Error('encodeLayer: text content only');
+    const data = type === 'file' ? Buffer.from(e.content ?? '', 'utf8') : Buffer.alloc(0);
+    const header = new Header({
+      path: e.path,
+      type: HEADER_TYPE[type],
+      mode: e.mode ?? (type === 'dir' ? 0o755 : type === 'symlink' ? 0o777 : 0o644),
+      uid: e.uid ?? 0,
+      gid: e.gid ?? 0,
+      size: data.length,
+      mtime: new Date((e.mtime ?? T0) * 1000),
+      linkpath: e.linkname ?? '',
+      devmaj: e.devmajor ?? 0,
+      devmin: e.devminor ?? 0,
+    });
+    header.encode();
+    if (header.needPax || !header.block) throw new Error(`encodeLayer: ${e.path} needs PAX`);
+    parts.push(header.block, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  parts.push(Buffer.alloc(1024));
+  return Buffer.concat(parts);
+}
+
+/** Members of a tar in memory, read with node-tar's Parser, regular files hashed. */
+export async function parseTar(tar: Buffer): Promise<TarMember[]> {
+  const out: TarMember[] = [];
+  // node-tar calls a tar of nothing but the end marker "unrecognized"; it is a valid empty archive.
+  if (tar.length >= 1024 && tar.every((b) => b === 0)) return out;
+  const TYPE_CODE: Record<string, string> = {File: '0', OldFile: '0', ContiguousFile: '0', Link: '1', SymbolicLink: '2', CharacterDevice: '3', BlockDevice: '4', Directory: '5', FIFO: '6'};
+  const parser = new Parser({
+    strict: true,
+    onReadEntry: (entry: ReadEntry) => {
+      const m: TarMember = {
+        name: entry.path,
+        type: TYPE_CODE[entry.type] ?? entry.type,
+        mode: entry.mode ?? 0,
+        uid: entry.uid ?? 0,
+        gid: entry.gid ?? 0,
+        size: entry.size ?? 0,
+        linkname: entry.linkpath ?? '',
+        mtime: Math.floor((entry.mtime?.getTime() ?? 0) / 1000),
+        devmajor: entry.header.devmaj,
+        devminor: entry.header.devmin,
+      };
+      out.push(m);
+      const hash = createHash('sha256');
+      entry.on('data', (chunk: Buffer) => hash.update(chunk));
+      entry.on('end', () => {
+        if (m.type === '0') m.sha256 = hash.digest('hex');
+      });
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    parser.on('end', () => resolve());
+    parser.on('error', reject);
+    parser.on('warn', (_code: string, message: string | Error) => reject(new Error(String(message))));
+    parser.end(tar);
+  });
+  return out;
+}

@@ -324,7 +324,7 @@ export async function buildCases(): Promise<Built[]> {
   );
   add(
     tarCase(
-      {id: 'diffid-wrong', title: 'a diff_id in the config names other bytes than the layer holds', origin: 'edge (rebuilt as docker-archive)', names: /diffID/, inspect: 'ok'},
+      {id: 'diffid-wrong', title: 'a diff_id in the config names other bytes than the layer holds', origin: 'edge (rebuilt as docker-archive)', names: /layer\.tar.*digest mismatch/, inspect: 'ok'},
       packTar(buildLegacy([{...small, config: {...small.config, rootfs: {type: 'layers', diff_ids: [digestOf('other'), ...(small.config.rootfs as {diff_ids: string[]}).diff_ids.slice(1)]}}}])),
     ),
   );
@@ -448,7 +448,7 @@ export async function buildCases(): Promise<Built[]> {
   await evil('layer-hardlink-missing', 'a hardlink to a file no layer created (app/nothing-here)', [{name: 'app/hard', type: 'hardlink', linkname: 'app/nothing-here'}], /app\/hard.*app\/nothing-here/);
   await evil('layer-duplicate-entry', 'the same file twice in one layer (docker load rejects it)', [file('app/twice.txt', 'one'), file('app/twice.txt', 'two')], /app\/twice\.txt/);
   await evil('layer-huge-pax', 'a 2 MiB PAX header inside a layer', [file('app/big-pax.txt', 'x', {pax: new Map([['comment', Buffer.alloc(2 * 1024 * 1024, 0x62)]])})], /PAX header/);
-  await evil('layer-nul-in-name', 'a PAX path holding a NUL byte', [file('app/nul.txt', 'x', {pax: new Map([['path', Buffer.from('app/nul\u0000.txt')]])})], /NUL/);
+  await evil('layer-nul-in-name', 'a PAX path holding a NUL byte', [file('app/nul\u0000.txt', 'x')], /NUL/);
   {
     const m = file('app/neg.txt', 'x');
     await evil('layer-negative-size', 'a layer entry with a negative size', [{...m, rawHeader: patchedHeader(m, NEGATIVE_SIZE)}], /negative size/);
@@ -457,7 +457,7 @@ export async function buildCases(): Promise<Built[]> {
   }
   {
     const top = small.layers.at(-1)!;
-    const cutLayer = top.subarray(0, 1024 + 100);
+    const cutLayer = top.subarray(0, 1024 + 10); // inside app/notes.txt's 30 bytes
     add(tarCase({id: 'layer-cut-short', title: 'a layer tar cut inside a member, digests recomputed to match the cut bytes', origin: 'edge (top layer cut, rebuilt as docker-archive)', names: /truncated|end of data/, inspect: 'ok'}, packTar(buildLegacy([replaceLayer(small, -1, cutLayer)]))));
     add(tarCase({id: 'layer-not-a-tar', title: 'a layer blob of random bytes (digests match the bytes)', origin: 'edge (rebuilt as docker-archive)', names: /tar header|checksum/, inspect: 'ok'}, packTar(buildLegacy([replaceLayer(small, -1, pseudoRandom(3000, 11))]))));
     add(tarCase({id: 'layer-empty-blob', title: 'a zero-byte layer blob (digests match)', origin: 'edge (rebuilt as docker-archive)', names: /empty layer/, inspect: 'ok'}, packTar(buildLegacy([replaceLayer(small, -1, Buffer.alloc(0))]))));

@@ -135,7 +135,7 @@ describe.skipIf(peerMissing('tar', 'python3'))('docker-archive corruption', () =
 
   it('a flipped byte in a layer: the layer member and both digests are named', async () => {
     const file = copyFixture(DOCKER_SAVE, work());
-    flipByteInMember(file, layers[1]!, 512 + 2); // inside the data of the layer's first file entry... or its header
+    flipByteInMember(file, layers[1]!, 512 + 2); // inside the layer tar's second header block
     const damaged = execFileSync('tar', ['-xOf', file, layers[1]!]);
     expectOneProblem(await verify(file), layers[1]!, diffIds[1]!, sha256(damaged), 'digest mismatch');
   });
@@ -261,12 +261,14 @@ describe.skipIf(peerMissing('python3'))('crafted layers: paths that escape the i
     const layer = craftLayer([{name: '../a', data: 'a'}, {name: '/b', data: 'b'}, {name: 'c', type: 'hardlink', linkname: '../c'}]);
     const outcome = await verifyLayers(layer);
     expect(outcome.problems).toHaveLength(3);
-    expect(outcome.problems.join('\n')).toMatch(/"\.\.\/a"[\s\S]*|"\/b"|"c"/);
+    expect(outcome.problems.find((p) => p.includes('"../a"'))).toContain('escapes the image root');
+    expect(outcome.problems.find((p) => p.includes('"/b"'))).toContain('absolute path');
+    expect(outcome.problems.find((p) => p.includes('hardlink "c"'))).toContain('"../c"');
     for (const p of outcome.problems) expect(p).toContain(sha256(layer));
   });
 });
 
-describe('OCI layout directory corruption', () => {
+describe.skipIf(peerMissing('python3', 'gzip'))('OCI layout directory corruption', () => {
   const PODMAN = 'edge.podman.oci';
 
   it('a flipped byte in a gzip layer blob', async () => {

@@ -139,7 +139,7 @@ describe.skipIf(peerMissing('tar', 'python3'))('truncation and corruption raise 
 
   it('a header with a bad checksum', async () => {
     const bytes = Buffer.from(base);
-    bytes[offsets.b + 10] ^= 0x01; // inside b.txt's name field
+    bytes[offsets.b + 10] = bytes[offsets.b + 10]! ^ 0x01; // inside b.txt's name field
     await expectBadTar(bytes, new RegExp(`offset ${offsets.b}: checksum mismatch`));
   });
 

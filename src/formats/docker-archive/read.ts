@@ -50,16 +50,20 @@ export async function readManifestJson(tree: FileTree): Promise<DockerManifestIt
  * Reads `docker save` output: Docker 25+ (OCI layout + manifest.json: index.json preferred, names
  * from RepoTags merged in) or the legacy layout (manifest.json drives, FORMATS.md §1–2).
  */
-export async function readDockerArchiveEntries(tree: FileTree, warnings: string[]): Promise<ArchiveEntry[]> {
+export async function readDockerArchiveEntries(tree: FileTree, warnings: string[], problems: string[] = warnings): Promise<ArchiveEntry[]> {
   const items = await readManifestJson(tree);
   let entries: ArchiveEntry[] = [];
+  /** Whether the OCI view (index.json) was read: images it lacks are invisible to OCI readers. */
+  let ociView = false;
   if (await isOciLayout(tree)) {
     try {
-      entries = await readLayoutEntries(tree, warnings);
+      entries = await readLayoutEntries(tree, warnings, problems);
+      ociView = true;
     } catch (e) {
       if (!(e instanceof FerryError) || e.code === 'LIMIT_EXCEEDED') throw e;
-      // Broken OCI view (e.g. moby#47065's empty layers): manifest.json still describes the images.
-      warnings.push(`${tree.label}: index.json unusable (${describeError(e)}); using manifest.json`);
+      // Broken OCI view (e.g. moby#47065's empty layers): manifest.json still describes the images,
+      // but containerd and every OCI reader would fail on it, so verify reports it.
+      problems.push(`${tree.label}: index.json unusable (${describeError(e)}); the images were read from manifest.json`);
       entries = [];
     }
   }
@@ -79,6 +83,10 @@ export async function readDockerArchiveEntries(tree: FileTree, warnings: string[
       // RepoTags first: they are what docker shows; other spellings of the same name are dropped.
       known.names = [...names, ...known.names.filter((n) => !names.some((t) => sameReference(t, n)))];
       continue;
+    }
+    if (ociView) {
+      // Docker's save by digest can leave images out of index.json (moby/moby#51389).
+      problems.push(`${where}: image ${digest} (${names.join(', ') || 'untagged'}) is not listed in index.json: OCI readers (containerd, ctr import) will not see it (moby/moby#51389)`);
     }
     const image = await readLegacyImage(tree, item, configBytes, where);
     const entry: ArchiveEntry = {names: [...names], root: image};

@@ -60,13 +60,16 @@ interface LayoutContext {
  * Reads an OCI image layout (directory or tar) into archive entries: one per distinct index.json
  * descriptor (Docker 25 writes one per tag for the same manifest: merged, names united).
  */
-export async function readLayoutEntries(tree: FileTree, warnings: string[]): Promise<ArchiveEntry[]> {
+export async function readLayoutEntries(tree: FileTree, warnings: string[], problems: string[] = warnings): Promise<ArchiveEntry[]> {
   const layoutDoc = await readDocument(tree, 'oci-layout', 'layout marker');
   if (!isRecord(layoutDoc.parsed) || typeof layoutDoc.parsed.imageLayoutVersion !== 'string') {
     throw new FerryError('BAD_JSON', `${tree.label}: oci-layout has no imageLayoutVersion`);
   }
   const indexDoc = await readDocument(tree, 'index.json', 'index');
   const descriptors = indexDescriptors(indexDoc.parsed, `${tree.label}: index.json`);
+  if (isRecord(indexDoc.parsed) && indexDoc.parsed.manifests === null) {
+    problems.push(`${tree.label}: index.json: "manifests" is null, so OCI readers (containerd, ctr import) see no image (Docker 25 \`save image@digest\`, moby/moby#47210)`);
+  }
   const ctx: LayoutContext = {tree, warnings, cache: new Map()};
   const byDigest = new Map<string, ArchiveEntry>();
   const entries: ArchiveEntry[] = [];
@@ -147,7 +150,9 @@ export async function readImage(tree: FileTree, doc: RawDocument, d: Descriptor,
   const config = parseConfig(configDoc.bytes, configDesc.mediaType, `${tree.label}: config ${configDesc.digest}`);
   const diffIds = config.parsed.rootfs.diff_ids;
   if (diffIds.length !== layerDescs.length) {
-    throw new FerryError('BAD_ARCHIVE', `${where}: manifest ${d.digest} lists ${layerDescs.length} layers but its config has ${diffIds.length} diff_ids`);
+    // Docker 25.0 pre-releases wrote manifests with no layers at all (moby/moby#47065).
+    const known = layerDescs.length === 0 ? ' (the Docker 25.0 pre-release save bug, moby/moby#47065)' : '';
+    throw new FerryError('BAD_ARCHIVE', `${where}: manifest ${d.digest} lists ${layerDescs.length} layers but its config has ${diffIds.length} diff_ids${known}`);
   }
   const layers: Layer[] = [];
   for (const [i, ld] of layerDescs.entries()) {

@@ -28,6 +28,9 @@ export async function scanRootfs(range: FileRange): Promise<{entries: number; ne
       const next = await walk.next();
       if (next.done) {
         if (!next.value.hasEndMarker && entries === 0) throw new FerryError('BAD_TAR', `${range.label}: not a tar archive`);
+        // Nothing vouches for a rootfs tar's length (its diffID is the hash of whatever bytes are
+        // there): a copy cut at a member boundary must not become a smaller image.
+        if (!next.value.hasEndMarker) throw new FerryError('BAD_TAR', `${range.label}: tar ends without the end-of-archive marker (cut short?)`);
         break;
       }
       entries++;

@@ -8,6 +8,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {flattenImage} from '../../../src/ops/flatten.js';
 import {pickImage} from '../../../src/ops/overlay/pick-image.js';
 import {openArchive} from '../../../src/transports.js';
+import {pythonMembers} from '../../tar/oracle.js';
 import {canonFromTar, craftDockerArchive, diffCanon, LayerModel, listTar, ModelError, T0, type Canon, type CraftLayer} from '../../helpers/tree-model.js';
 
 let dir: string;
@@ -202,10 +203,32 @@ describe('hard links', () => {
   });
 });
 
+describe('attributes carried into the output', () => {
+  it('xattrs (PAX SCHILY.xattr.*) and sub-second mtimes survive export', async () => {
+    const xattrs = {'user.note': 'kept', 'security.selinux': 'ctx'};
+    const {file} = await ferryExport([
+      [{path: 'cap', content: 'c', xattrs, mtime: 1600000000.25}, {path: 'real/'}, {path: 'sl', type: 'symlink', linkname: 'real'}],
+      // Written through a symlink: the header is re-encoded under the resolved name.
+      [{path: 'sl/moved', content: 'm', xattrs, mtime: 1600000000.5}],
+    ]);
+    for (const name of ['cap', 'real/moved']) {
+      const member = pythonMembers(file).members.find((m) => m.name === name)!;
+      expect(Buffer.from(member.pax['SCHILY.xattr.user.note']!, 'hex').toString(), name).toBe('kept');
+      expect(Buffer.from(member.pax['SCHILY.xattr.security.selinux']!, 'hex').toString(), name).toBe('ctx');
+      expect(Buffer.from(member.pax.mtime!, 'hex').toString(), name).toBe(name === 'cap' ? '1600000000.25' : '1600000000.5');
+    }
+  });
+});
+
 describe('untrusted input', () => {
   it('refuses ".." escapes and absolute names, naming the member', async () => {
     expect(await exportError([[{path: '../escape', content: 'x'}]])).toMatch(/entry "\.\.\/escape" escapes the image root/);
     expect(await exportError([[{path: '/abs', content: 'x'}]])).toMatch(/entry "\/abs" has an absolute path/);
+  });
+
+  it('refuses sparse files and entry types no runtime unpacks, naming the member', async () => {
+    expect(await exportError([[{path: 'holes', rawType: 'S'}]])).toMatch(/entry "holes" is a sparse file/);
+    expect(await exportError([[{path: 'odd', rawType: 'Z'}]])).toMatch(/entry "odd" has tar type 'Z'/);
   });
 
   it('symlinks pointing anywhere are kept as they are (they are never followed out of the root)', async () => {
