@@ -26,7 +26,7 @@ export default class Export extends FerryCommand {
     const archive = await openArchive(args.source);
     try {
       const summary = await exportImage(archive, args.destination, {images: flags.image === undefined ? [] : [flags.image], force: flags.force});
-      for (const w of [...archive.warnings, ...summary.warnings]) this.note(`warning: ${w}`);
+      for (const w of [...archive.warnings, ...archive.problems, ...summary.warnings]) this.note(`warning: ${w}`);
       this.note(`exported ${summary.image}: ${summary.entries} entries (${summary.files} files), ${humanSize(summary.bytes)}${args.destination === '-' ? '' : ` to ${args.destination}`}`);
     } finally {
       await archive.close();

@@ -43,7 +43,7 @@ export default class Squash extends FerryCommand {
         force: flags.force,
         note: (m) => this.note(m),
       });
-      for (const w of [...archive.warnings, ...summary.result.warnings]) this.note(`warning: ${w}`);
+      for (const w of [...archive.warnings, ...archive.problems, ...summary.result.warnings]) this.note(`warning: ${w}`);
       const {fromLayer, squashed, beforeBytes, afterBytes} = summary.result;
       const saved = beforeBytes - afterBytes;
       const percent = beforeBytes > 0 ? ` (${((saved / beforeBytes) * 100).toFixed(1)}%)` : '';

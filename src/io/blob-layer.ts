@@ -6,6 +6,7 @@ import type {FileRegion, Layer} from '../model/image.js';
 import type {Compression} from '../model/media-types.js';
 import type {FileRange} from './byte-source.js';
 import {guardedDecompressor, sniffCompression} from './compression.js';
+import {DigestStream} from './digest-stream.js';
 
 /** A layer whose blob is a byte range of a file (OCI blob file, tar member, spooled temp). */
 export class RangeLayer implements Layer {
@@ -32,10 +33,22 @@ export class RangeLayer implements Layer {
     return this.range.stream();
   }
 
+  /**
+   * The layer tar, checked as it streams: the stored blob against its descriptor (digest, size)
+   * and the tar against the diffID. A reader that goes to the end gets the error there instead of
+   * an end (a reader that stops early has not used the bytes it did not read).
+   */
   async openUncompressed(): Promise<Readable> {
     const compression = await this.compression();
-    if (compression === 'none') return this.range.stream();
-    return decompressed(this.range.stream(), compression, this.label);
+    const stages: NodeJS.ReadWriteStream[] = [new DigestStream(`${this.label}: blob`, {digest: this.descriptor.digest, size: this.descriptor.size})];
+    if (compression !== 'none') {
+      const {counter, decompress, guard} = guardedDecompressor(compression, this.label);
+      stages.push(counter, decompress, guard);
+    }
+    if (compression !== 'none' || this.descriptor.digest !== this.diffId) stages.push(new DigestStream(`${this.label}: diffID`, {digest: this.diffId}));
+    const out = new PassThrough({highWaterMark: 1 << 20});
+    pipeline([this.range.stream(), ...stages, out], () => {});
+    return out;
   }
 }
 

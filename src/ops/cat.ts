@@ -1,7 +1,7 @@
 import type {Writable} from 'node:stream';
 import {Readable} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
-import {FerryError} from '../errors.js';
+import {FerryError, ioError} from '../errors.js';
 import type {Archive} from '../model/image.js';
 import {cleanPath} from '../tar/walk.js';
 import {readContent} from './overlay/content.js';
@@ -39,6 +39,8 @@ export async function catFile(archive: Archive, filePath: string, options: CatOp
     }
   };
   const out = options.out ?? process.stdout;
-  await pipeline(Readable.from(counted(), {objectMode: false}), out, {end: out !== process.stdout});
+  await pipeline(Readable.from(counted(), {objectMode: false}), out, {end: out !== process.stdout}).catch((e: unknown) => {
+    throw ioError(e, 'stdout');
+  });
   return {bytes, warnings: view.warnings};
 }

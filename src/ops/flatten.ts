@@ -5,6 +5,7 @@ import {ioError, UsageError} from '../errors.js';
 import {beginAtomicOutput} from '../io/atomic.js';
 import type {Archive, Image} from '../model/image.js';
 import {emitTar, planEmission, type EmitPlan} from './overlay/emit.js';
+import {verifyStoredLayers} from './layer-scan.js';
 import {mergeLayers} from './overlay/merge.js';
 import {pickImage} from './overlay/pick-image.js';
 
@@ -21,7 +22,8 @@ export interface FlattenedImage {
  * deterministic order (see overlay/emit.ts).
  */
 export async function flattenImage(image: Image): Promise<FlattenedImage> {
-  const view = await mergeLayers(image.layers);
+  // Blob digests and diffIDs are checked in the same pass as the merge (issue 6: verify what you copy).
+  const [view] = await Promise.all([mergeLayers(image.layers), verifyStoredLayers(image.layers)]);
   const plan = planEmission(view.tree, {base: 0});
   return {plan, warnings: view.warnings, stream: () => emitTar(plan, image.layers)};
 }
@@ -56,7 +58,9 @@ export async function exportImage(archive: Archive, destination: string, options
   if (destination === '-') {
     const out = options.stdout ?? process.stdout;
     if ((out as NodeJS.WriteStream).isTTY) throw new UsageError('refusing to write a tar to a terminal: redirect stdout or name a file');
-    await pipeline(Readable.from(counted(), {objectMode: false}), out, {end: out !== process.stdout});
+    await pipeline(Readable.from(counted(), {objectMode: false}), out, {end: out !== process.stdout}).catch((e: unknown) => {
+      throw ioError(e, 'stdout');
+    });
   } else {
     const output = await beginAtomicOutput(destination, 'file', {force: options.force ?? false});
     try {

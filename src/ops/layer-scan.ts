@@ -7,7 +7,9 @@ import {StreamReader} from '../io/byte-reader.js';
 import type {Layer} from '../model/image.js';
 import type {Compression} from '../model/media-types.js';
 import {walkTar, type TarEntry} from '../tar/walk.js';
-import {entryPathProblem} from './path-safety.js';
+import os from 'node:os';
+import pLimit from 'p-limit';
+import {checkLayerContent, entryProblem, verifyStoredLayer} from '../io/layer-check.js';
 
 export interface LayerScanResult {
   compression: Compression;
@@ -47,11 +49,8 @@ export async function scanLayer(layer: Layer, onEntry?: (entry: TarEntry, reader
       if (next.done) break;
       const entry = next.value;
       entries++;
-      const problem = entryPathProblem(entry);
+      const problem = entryProblem(entry, seen);
       if (problem) problems.push(`${layer.label}: ${problem}`);
-      const key = entry.name.replace(/^(\.\/)+|\/+$/g, '');
-      if (seen.has(key) && entry.type !== 'dir') problems.push(`${layer.label}: duplicate entry "${entry.name}" (docker load rejects duplicate paths)`);
-      seen.add(key);
       if (onEntry) await onEntry(entry, reader);
     }
     await reader.drain();
@@ -73,4 +72,26 @@ export async function scanLayer(layer: Layer, onEntry?: (entry: TarEntry, reader
   }
   if (entries === 0 && blobCheck.bytes === 0) throw new FerryError('BAD_TAR', `${layer.label}: empty layer blob`);
   return {compression, entries, problems};
+}
+
+/**
+ * For the layer engine (squash, export): checks every layer it walks by offset — uncompressed
+ * blobs in a file, whose skipped bodies it never reads — against its digest, size and diffID. Run
+ * beside the merge; streamed (compressed) layers are checked as the engine reads them.
+ */
+export async function verifyStoredLayers(layers: readonly Layer[]): Promise<void> {
+  const limit = pLimit(Math.max(1, os.availableParallelism()));
+  await Promise.all(layers.map((layer) => limit(() => verifyStoredLayer(layer))));
+}
+
+/**
+ * For writers that copy blobs by offset: checks what is inside each distinct layer (entry paths,
+ * duplicates, and the diffID where the blob is compressed) — what verify would refuse is never
+ * written. Layers run concurrently, each read once.
+ */
+export async function checkLayerContents(layers: readonly Layer[], concurrency = Math.max(1, os.availableParallelism())): Promise<void> {
+  const distinct = new Map<string, Layer>();
+  for (const layer of layers) distinct.set(`${layer.descriptor.digest}/${layer.diffId}`, layer);
+  const limit = pLimit(concurrency);
+  await Promise.all([...distinct.values()].map((layer) => limit(() => checkLayerContent(layer))));
 }

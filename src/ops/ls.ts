@@ -108,8 +108,10 @@ async function layerChanges(layer: Layer, lower: MergedTree, wanted: string): Pr
       const entry = next.value;
       const name = cleanPath(entry.name);
       if (name === '' || name.startsWith('..')) continue;
-      if (wanted !== '' && name !== wanted && !name.startsWith(`${wanted}/`)) continue;
-      out.push(describeChange(entry, name, lower));
+      const listed = describeChange(entry, name, lower);
+      const listedPath = listed.path.replace(/^\/+|\/+$/g, '');
+      if (wanted !== '' && listedPath !== wanted && !listedPath.startsWith(`${wanted}/`)) continue;
+      out.push(listed);
     }
   } finally {
     await tar.close();

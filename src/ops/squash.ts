@@ -14,6 +14,7 @@ import type {Digest} from '../model/digest.js';
 import type {Archive, Image, Layer} from '../model/image.js';
 import {MediaType} from '../model/media-types.js';
 import {emitTar, planEmission} from './overlay/emit.js';
+import {verifyStoredLayers} from './layer-scan.js';
 import {mergeLayers} from './overlay/merge.js';
 import {pickImage} from './overlay/pick-image.js';
 import {writeArchive, type WriteOptions, type WriteSummary} from './write-archive.js';
@@ -47,7 +48,8 @@ export async function squashImage(image: Image, fromLayer = 0): Promise<SquashRe
   if (!Number.isInteger(fromLayer) || fromLayer < 0 || fromLayer >= count) {
     throw new UsageError(`--from-layer ${fromLayer} is out of range: the image has ${count} layer(s), numbered 0 (base) to ${count - 1}`);
   }
-  const view = await mergeLayers(image.layers, fromLayer > 0 ? {snapshotBefore: fromLayer} : {});
+  // Blob digests and diffIDs are checked in the same pass as the merge (issue 6: verify what you copy).
+  const [view] = await Promise.all([mergeLayers(image.layers, fromLayer > 0 ? {snapshotBefore: fromLayer} : {}), verifyStoredLayers(image.layers)]);
   const plan = planEmission(view.tree, view.lower ? {base: fromLayer, lower: view.lower} : {base: 0});
   const dir = await makeTempDir('ferry-squash-');
   try {

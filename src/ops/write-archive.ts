@@ -1,22 +1,22 @@
-import {createReadStream, createWriteStream} from 'node:fs';
+import {createReadStream} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {pipeline} from 'node:stream/promises';
 import pLimit from 'p-limit';
 import {FerryError, ioError, UsageError} from '../errors.js';
 import {beginAtomicOutput, type AtomicOutput} from '../io/atomic.js';
-import {RangeLayer} from '../io/blob-layer.js';
+import {BlobPool, runTranscode, type BlobJobResult} from '../io/blob-pool.js';
 import {FileRange} from '../io/byte-source.js';
 import {disposeTemp} from '../io/cleanup.js';
-import {compressor, guardedDecompressor} from '../io/compression.js';
-import {DigestStream} from '../io/digest-stream.js';
 import {makeTempDir} from '../io/input.js';
+import {ScratchLayer} from '../io/scratch-layer.js';
 import {isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type IndexChild, type Layer} from '../model/image.js';
 import {isNondistributable, layerMediaType, MediaType, type Compression} from '../model/media-types.js';
 import {formatPlatform, hostPlatform, platformMatches, type Platform} from '../model/platform.js';
 import {fullName, tryParseReference, withDefaultTag} from '../model/reference.js';
 import {parseDestination, writerFor, type ArchiveWriter} from '../transports.js';
 import type {FormatName} from '../model/image.js';
+import {checkLayerContents} from './layer-scan.js';
+import {silentProgress, type Progress} from './progress.js';
 
 export interface WriteOptions {
   /** Layer compression: `keep` (default) copies blobs as they are where the destination's consumers load them. */
@@ -31,6 +31,8 @@ export interface WriteOptions {
   tags?: string[];
   /** Notes for stderr; the caller decides whether to print them. */
   note?: (message: string) => void;
+  /** Bytes done per phase (recompressing, writing); the CLI draws a bar from it. */
+  progress?: Progress;
   signal?: AbortSignal;
 }
 
@@ -65,17 +67,46 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write an archive to a terminal: redirect stdout or name a file');
 
   const output = toStdout ? await stdoutOutput() : await beginAtomicOutput(dest.path, writer.output, {force: options.force ?? false});
+  const progress = options.progress ?? silentProgress;
+  const concurrency = Math.max(1, os.availableParallelism());
+  // Hashing and compressing run on worker threads, one blob each, so every core works (README
+  // "Performance"); the main thread only plans and hands out jobs.
+  const pool = new BlobPool(concurrency);
+  // What verify would refuse inside a layer (an entry escaping the root, a duplicate path, a tar
+  // that does not hash to its diffID) is checked beside the copy; a failure stops the writer and
+  // nothing is committed (issue 6; docs/bad-input.md has the cost for compressed blobs).
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+  const contents = checkLayerContents(allImages(planned).flatMap((image) => image.layers), concurrency).catch((e: unknown) => {
+    stop.abort(e);
+    throw e;
+  });
+  contents.catch(() => {});
   try {
-    const concurrency = Math.max(1, os.availableParallelism());
-    const replaced = await prepareLayers(planned, writer, options, output, note, concurrency);
+    const replaced = await prepareLayers(planned, writer, {...options, signal}, output, note, concurrency, pool, progress);
     const final = replaceLayers(planned, primary, replaced);
-    const result = await writer.write(final.entries, output.tempPath, {primary: final.primary, concurrency, ...(options.signal ? {signal: options.signal} : {})});
+    progress.start('writing', distinctLayerBytes(final.entries));
+    const result = await writer.write(final.entries, output.tempPath, {primary: final.primary, concurrency, pool, onBytes: (n) => progress.advance(n), signal});
+    await contents;
+    progress.stop();
     await output.commit();
     return {format: dest.format, path: dest.path, ...result};
   } catch (e) {
+    progress.stop();
     await output.abort();
-    throw e;
+    throw stop.signal.aborted ? stop.signal.reason : e;
+  } finally {
+    await pool.close();
   }
+}
+
+/** The layer bytes a writer copies (each distinct blob once): the write phase's progress total. */
+function distinctLayerBytes(entries: readonly ArchiveEntry[]): number {
+  const sizes = new Map<string, number>();
+  for (const image of allImages(entries)) for (const layer of image.layers) sizes.set(layer.descriptor.digest, layer.descriptor.size);
+  let total = 0;
+  for (const size of sizes.values()) total += size;
+  return total;
 }
 
 /** The archive goes to a temp file first, then to stdout: nothing partial reaches a pipe on error. */
@@ -252,7 +283,7 @@ function allImages(entries: readonly ArchiveEntry[]): Image[] {
  * once, into scratch files. `keep` keeps what the destination's consumers load (zstd bound for
  * docker-archive, bzip2/xz bound for an OCI form are stored uncompressed, with a note).
  */
-async function prepareLayers(entries: readonly ArchiveEntry[], writer: ArchiveWriter, options: WriteOptions, output: AtomicOutput, note: (m: string) => void, concurrency: number): Promise<Map<string, Layer>> {
+async function prepareLayers(entries: readonly ArchiveEntry[], writer: ArchiveWriter, options: WriteOptions, output: AtomicOutput, note: (m: string) => void, concurrency: number, pool: BlobPool, progress: Progress): Promise<Map<string, Layer>> {
   const distinct = new Map<string, Layer>();
   for (const image of allImages(entries)) for (const layer of image.layers) if (!distinct.has(layer.descriptor.digest)) distinct.set(layer.descriptor.digest, layer);
   const want = options.compress ?? 'keep';
@@ -276,41 +307,38 @@ async function prepareLayers(entries: readonly ArchiveEntry[], writer: ArchiveWr
   if (jobs.length === 0) return replaced;
   const dir = await output.scratchDir();
   const limit = pLimit(concurrency);
+  progress.start(`→ ${want}`, jobs.reduce((n, j) => n + j.layer.descriptor.size, 0));
   await Promise.all(
     jobs.map((job, n) =>
       limit(async () => {
-        replaced.set(job.layer.descriptor.digest, await transcodeLayer(job.layer, job.from, job.to, path.join(dir, `layer-${n}`), options.signal));
+        if (options.signal?.aborted) throw new FerryError('INTERRUPTED', `${output.destination}: writing aborted`);
+        replaced.set(job.layer.descriptor.digest, await transcodeLayer(job.layer, job.from, job.to, path.join(dir, `layer-${n}`), pool, (b) => progress.advance(b)));
       }),
     ),
-  );
+  ).catch((e: unknown) => {
+    limit.clearQueue();
+    throw e;
+  });
+  progress.stop();
   return replaced;
 }
 
 /**
  * One pass over the source blob: its digest and size are checked against the descriptor, the
  * uncompressed stream against the diffID, and the output hashed into its new digest. The diffID never
- * changes; the blob digest does (fixed compression parameters keep it deterministic).
+ * changes; the blob digest does (fixed compression parameters keep it deterministic). A blob that is
+ * a byte range of a file is done on a worker thread.
  */
-async function transcodeLayer(layer: Layer, from: Compression, to: Compression, file: string, signal: AbortSignal | undefined): Promise<Layer> {
-  const blobCheck = new DigestStream(`${layer.label}: blob`, {digest: layer.descriptor.digest, size: layer.descriptor.size});
-  const stages: NodeJS.ReadWriteStream[] = [blobCheck];
-  if (from !== 'none') {
-    const {counter, decompress, guard} = guardedDecompressor(from, layer.label);
-    stages.push(counter, decompress, guard);
-  }
-  // An uncompressed blob whose digest is its diffID was just checked by blobCheck.
-  const diffCheck = from === 'none' && layer.descriptor.digest === layer.diffId ? undefined : new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId});
-  if (diffCheck) stages.push(diffCheck);
-  const outCheck = to === 'none' ? undefined : new DigestStream(`${layer.label}: recompressed`);
-  if (to === 'gzip' || to === 'zstd') stages.push(compressor(to), outCheck!);
-  else if (to !== 'none') throw new FerryError('UNSUPPORTED', `${layer.label}: cannot write ${to} layers`);
-  await pipeline([layer.openCompressed(), ...stages, createWriteStream(file, {flags: 'wx', mode: 0o600})], signal ? {signal} : {}).catch((e: unknown) => {
-    throw ioError(e, layer.label);
-  });
-  const size = outCheck ? outCheck.bytes : (diffCheck ?? blobCheck).bytes;
-  const digest = outCheck ? outCheck.digest! : layer.diffId;
+async function transcodeLayer(layer: Layer, from: Compression, to: Compression, file: string, pool: BlobPool, onBytes: (bytes: number) => void): Promise<Layer> {
+  const spec = {from, to, blob: {digest: layer.descriptor.digest, size: layer.descriptor.size}, diffId: layer.diffId, target: file};
+  const region = layer.region;
+  let result: BlobJobResult;
+  if (region) result = await pool.run({kind: 'transcode', ...spec, source: {path: region.path, offset: region.offset, size: region.size, label: layer.label}}, onBytes);
+  else result = await runTranscode(() => layer.openCompressed(), {...spec, label: layer.label}, onBytes);
+  const {bytes: size, digest} = result;
+  if (digest === undefined) throw new FerryError('IO', `${layer.label}: recompressing it produced no digest`);
   const mediaType = isNondistributable(layer.descriptor.mediaType) ? (to === 'gzip' ? MediaType.ociLayerNondistGzip : to === 'zstd' ? MediaType.ociLayerNondistZstd : MediaType.ociLayerNondist) : layerMediaType(to, 'oci');
-  return new RangeLayer({mediaType, digest, size}, layer.diffId, new FileRange(file, 0, size, `${layer.label} (as ${to})`));
+  return new ScratchLayer({mediaType, digest, size}, layer.diffId, new FileRange(file, 0, size, `${layer.label} (as ${to})`));
 }
 
 /** Entries with transcoded layers swapped in; shared nodes stay shared, the primary map follows. */

@@ -1,3 +1,4 @@
+import {posix} from 'node:path';
 import {FerryError} from '../errors.js';
 import type {ByteReader} from '../io/byte-reader.js';
 import {BLOCK, decodeHeader, decodeName, entryTypeOf, isHeaderOnly, isZeroBlock, paddedSize, type EntryType} from './header.js';
@@ -74,7 +75,7 @@ export async function* walkTar(reader: ByteReader, limits: WalkLimits = DEFAULT_
         if (second.length === 0 || isZeroBlock(second)) return {endOffset: at, hasEndMarker: second.length === BLOCK};
         throw new FerryError('BAD_TAR', `${reader.label}: invalid tar: zero block followed by data at offset ${at}`);
       }
-      const raw = decodeHeader(block, at);
+      const raw = named(reader.label, () => decodeHeader(block, at));
       const flag = raw.typeflag;
       if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
         if (raw.size > limits.maxMetaSize) {
@@ -85,12 +86,12 @@ export async function* walkTar(reader: ByteReader, limits: WalkLimits = DEFAULT_
         if (flag === 'g') {
           // A global header belongs to no entry (its records are merged into every later entry's
           // pax); the next entry starts after it, as Python's tarfile and Go's archive/tar see it.
-          global = new Map([...global, ...parsePax(data, at)]);
+          global = new Map([...global, ...named(reader.label, () => parsePax(data, at))]);
           if (metaBlocks.length === 0) headerOffset = reader.position;
           continue;
         }
         metaBlocks.push(block, data, Buffer.alloc(paddedSize(raw.size) - raw.size));
-        if (flag === 'x') pax = new Map([...pax, ...parsePax(data, at)]);
+        if (flag === 'x') pax = new Map([...pax, ...named(reader.label, () => parsePax(data, at))]);
         else if (flag === 'L') longName = cString(data);
         else longLink = cString(data);
         continue;
@@ -109,18 +110,19 @@ export async function* walkTar(reader: ByteReader, limits: WalkLimits = DEFAULT_
       // GNU sparse 0.1/1.0 keep the real name in GNU.sparse.name (the header holds GNUSparseFile.N/…).
       const name = paxString(merged, 'GNU.sparse.name') ?? paxString(merged, 'path') ?? longName ?? raw.name;
       const linkname = paxString(merged, 'linkpath') ?? longLink ?? raw.linkname;
-      const paxSize = paxNumber(merged, 'size', at);
+      const fields = named(reader.label, () => ({size: paxNumber(merged, 'size', at), mtime: paxTime(merged, 'mtime', at), uid: paxNumber(merged, 'uid', at), gid: paxNumber(merged, 'gid', at)}));
+      const paxSize = fields.size;
       const sparse = flag === 'S' || merged.has('GNU.sparse.major') || merged.has('GNU.sparse.map') || merged.has('GNU.sparse.size');
       const storedSize = isHeaderOnly(flag) ? 0 : (paxSize ?? raw.size);
       if (storedSize < 0) throw new FerryError('BAD_TAR', `${reader.label}: negative size in tar header at offset ${at}`);
-      const mtime = paxTime(merged, 'mtime', at);
+      const mtime = fields.mtime;
       const entry: TarEntry = {
         name,
         type: entryTypeOf(flag, name),
         typeflag: flag,
         mode: raw.mode,
-        uid: paxNumber(merged, 'uid', at) ?? raw.uid,
-        gid: paxNumber(merged, 'gid', at) ?? raw.gid,
+        uid: fields.uid ?? raw.uid,
+        gid: fields.gid ?? raw.gid,
         size: storedSize,
         mtime: mtime?.seconds ?? raw.mtime,
         linkname,
@@ -147,6 +149,16 @@ export async function* walkTar(reader: ByteReader, limits: WalkLimits = DEFAULT_
       }
       break;
     }
+  }
+}
+
+/** Runs a header decoder, naming the tar (the layer, the archive) in any error it throws. */
+function named<T>(label: string, decode: () => T): T {
+  try {
+    return decode();
+  } catch (e) {
+    if (e instanceof FerryError && !e.message.startsWith(`${label}:`)) throw new FerryError(e.code, `${label}: ${e.message}`, {cause: e});
+    throw e;
   }
 }
 
@@ -186,4 +198,29 @@ export function escapesRoot(name: string): boolean {
     if (depth < 0) return true;
   }
   return false;
+}
+
+/**
+ * Why an entry would reach outside the image root, or undefined (verify reports it, writers refuse
+ * it). Docker's layer applier (pkg/archive createTarFile/UnpackLayer) is the reference, and ferry is
+ * at least as strict:
+ * - a name whose cleaned form climbs out (`../x`, `a/../../x`): docker refuses ("is outside of"),
+ *   ferry too; an absolute name: docker joins it under the root, ferry refuses it;
+ * - a hardlink target, taken from the image root: docker refuses one that climbs out ("invalid
+ *   hardlink"), ferry too (an absolute target is read from the root, as docker does);
+ * - a relative symlink target, taken from the link's directory: docker refuses one that climbs out
+ *   ("invalid symlink"), ferry too. Absolute symlink targets are fine: they resolve inside the
+ *   container's root at run time (`/bin -> usr/bin`, `/etc/mtab -> /proc/mounts`).
+ */
+export function entryPathProblem(entry: Pick<TarEntry, 'name' | 'type' | 'linkname'>): string | undefined {
+  if (entry.name.startsWith('/')) return `entry "${entry.name}" has an absolute path`;
+  if (escapesRoot(entry.name)) return `entry "${entry.name}" escapes the image root`;
+  if (entry.name.includes('\0')) return `entry "${entry.name}" contains a NUL byte`;
+  if (entry.type === 'hardlink' && (entry.linkname.startsWith('/') ? escapesRoot(entry.linkname.slice(1)) : escapesRoot(entry.linkname))) {
+    return `hardlink "${entry.name}" points outside the image root ("${entry.linkname}")`;
+  }
+  if (entry.type === 'symlink' && !entry.linkname.startsWith('/') && escapesRoot(posix.join(posix.dirname(entry.name.replace(/\/+$/, '')), entry.linkname))) {
+    return `symlink "${entry.name}" points outside the image root ("${entry.linkname}")`;
+  }
+  return undefined;
 }

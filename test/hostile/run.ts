@@ -45,6 +45,8 @@ export function availableCommands(): string[] {
 }
 
 export const WRITERS = new Set(['convert', 'squash', 'export']);
+/** Commands that work on one image and need --image when an archive holds several. */
+export const SINGLE_IMAGE = new Set(['squash', 'export', 'ls', 'cat']);
 
 function listFiles(root: string, base = root): string[] {
   if (!existsSync(root)) return [];
@@ -71,7 +73,7 @@ export function runCase(c: HostileCase, inputs: Record<string, string>, sandboxR
   mkdirSync(temp);
   mkdirSync(path.join(sandbox, 'out'));
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {cwd: sandbox, env: {...process.env, FERRY_DEBUG: '', FERRY_TMPDIR: temp, CI: process.env.CI ?? '', ...c.env}, stdio: ['ignore', 'pipe', 'pipe']});
+    const child = spawn(process.execPath, [BIN, ...args], {cwd: sandbox, env: userEnv({FERRY_TMPDIR: temp, ...c.env}), stdio: ['ignore', 'pipe', 'pipe']});
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => stdout.push(d));
@@ -95,6 +97,16 @@ export function runCase(c: HostileCase, inputs: Record<string, string>, sandboxR
       });
     });
   });
+}
+
+/**
+ * The environment a user's shell would give: no FERRY_DEBUG, and no NODE_ENV=test from vitest (oclif
+ * then looks for TypeScript sources, which doubles its start-up time).
+ */
+export function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {...process.env, FERRY_DEBUG: '', ...extra};
+  delete env.NODE_ENV;
+  return env;
 }
 
 /** The top-level names of a case directory, as sandbox inputs. */

@@ -21,7 +21,9 @@ describe('ferry cat', () => {
       [
         {path: 'etc/'},
         {path: 'etc/hostname', content: 'inside the image\n'},
-        {path: 'up', type: 'symlink', linkname: '../../../../../../etc/hostname'},
+        {path: 'up', type: 'symlink', linkname: '/../../../../../../etc/hostname'},
+        {path: 'sub/'},
+        {path: 'sub/rel', type: 'symlink', linkname: '../etc/hostname'},
         {path: 'abs', type: 'symlink', linkname: '/etc/hostname'},
         {path: 'hop', type: 'symlink', linkname: 'etc/../up'},
         {path: 'dirlink', type: 'symlink', linkname: '/etc'},
@@ -58,8 +60,8 @@ describe('ferry cat', () => {
     expect(sha(viaLink.stdoutBytes)).toBe(docker.get('srv/keep.txt')!.sha256);
   });
 
-  it('symlinks resolve inside the image root only: ../ and absolute targets never leave it', () => {
-    for (const p of ['/up', 'abs', '/hop', '/dirlink/hostname', '/hard', 'etc/../../etc/hostname']) {
+  it('paths and symlinks resolve inside the image root only: ../ and absolute targets never leave it', () => {
+    for (const p of ['/up', 'abs', '/hop', '/sub/rel', '/dirlink/hostname', '/hard', 'etc/../../etc/hostname', '../../etc/hostname']) {
       const r = ferry(['cat', jail, p]);
       expect(r.status, `${p}: ${r.stderr}`).toBe(0);
       expect(r.stdout, p).toBe('upper layer wins\n');

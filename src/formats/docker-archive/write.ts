@@ -26,7 +26,7 @@ interface ManifestItem {
  */
 export async function writeDockerArchive(entries: readonly ArchiveEntry[], file: string, options: DockerArchiveWriteOptions = {}): Promise<FormatWriteResult> {
   const {members, images, blobs} = options.layout === 'legacy' ? legacyMembers(entries) : await ociMembers(entries, options);
-  const bytes = await writeTarFile(file, sortMembers(members), options.signal);
+  const bytes = await writeTarFile(file, sortMembers(members), options);
   return {images, blobs, bytes};
 }
 

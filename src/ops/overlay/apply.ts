@@ -32,8 +32,11 @@ import {WHITEOUT_META_PREFIX, whiteoutKind} from './whiteout.js';
  *
  * Where ferry deliberately differs from Docker: a bare `.wh.` (also `.wh..`) names nothing and is
  * ignored with a warning — Docker's applier removes the whole directory it sits in (the root, for a
- * top-level one), the bug anchore/stereoscope#647 describes. Absolute member names and `..` escapes
- * are refused (Docker joins the first under the root); so are sparse files and unknown entry types.
+ * top-level one), the bug anchore/stereoscope#647 describes. What src/ops/path-safety.ts calls unsafe
+ * is refused, naming the member: absolute names (Docker joins them under the root), `..` escapes, hard
+ * links leaving the root, relative symlinks climbing out of it (docker 20.10's chrooted applier
+ * accepts those; ferry never follows them out of the root anyway); so are sparse files and unknown
+ * entry types.
  */
 export interface ApplyContext {
   tree: MergedTree;

@@ -6,7 +6,7 @@ import {encodeHeader, END_OF_ARCHIVE, padding, type HeaderSpec} from '../../tar/
 import {openLayerTar} from './layer-tar.js';
 import type {TreeSnapshot} from './merge.js';
 import type {Inode, MergedTree, TreeNode} from './tree.js';
-import {sortedChildren} from './tree.js';
+import {compareNames, sortedChildren} from './tree.js';
 import {WHITEOUT_PREFIX} from './whiteout.js';
 
 /**
@@ -112,7 +112,7 @@ export function planEmission(tree: MergedTree, options: EmitOptions): EmitPlan {
 
   const plan: EmitPlan = {headers: [], files: new Map(), links: [], stats: {entries: 0, files: 0, fileBytes: 0, whiteouts: 0, hardlinks: 0}};
   const visit = (dir: TreeNode, dirPath: string): void => {
-    for (const name of (whiteouts.get(dir) ?? []).sort()) {
+    for (const name of (whiteouts.get(dir) ?? []).sort(compareNames)) {
       plan.headers.push(encodeHeader({name: `${dirPath}${WHITEOUT_PREFIX}${name}`, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: Math.floor(dir.inode.mtime)}));
       plan.stats.whiteouts++;
     }

@@ -144,10 +144,19 @@ describe('type changes', () => {
 describe('symlinks among parent directories', () => {
   it('members below a lower symlink are written through it, inside the root (docker, containerd)', async () => {
     const tree = await merged([
-      [{path: 'real/'}, {path: 'real/old', content: 'old'}, {path: 'rel', type: 'symlink', linkname: 'real'}, {path: 'abs', type: 'symlink', linkname: '/real'}, {path: 'up', type: 'symlink', linkname: '../../../real'}],
-      [{path: 'rel/a', content: 'a'}, {path: 'abs/b', content: 'b'}, {path: 'up/c', content: 'c'}, {path: 'rel/.wh.old'}],
+      [
+        {path: 'real/'},
+        {path: 'real/old', content: 'old'},
+        {path: 'rel', type: 'symlink', linkname: 'real'},
+        {path: 'abs', type: 'symlink', linkname: '/real'},
+        // An absolute target climbing above the root stops at the root, as in a chroot.
+        {path: 'up', type: 'symlink', linkname: '/../../../real'},
+        {path: 'sub/'},
+        {path: 'sub/back', type: 'symlink', linkname: '../real'},
+      ],
+      [{path: 'rel/a', content: 'a'}, {path: 'abs/b', content: 'b'}, {path: 'up/c', content: 'c'}, {path: 'sub/back/d', content: 'd'}, {path: 'rel/.wh.old'}],
     ]);
-    expect([...tree.keys()].filter((p) => p.startsWith('real/')).sort()).toEqual(['real/a', 'real/b', 'real/c']);
+    expect([...tree.keys()].filter((p) => p.startsWith('real/')).sort()).toEqual(['real/a', 'real/b', 'real/c', 'real/d']);
   });
 
   it('a member below a dangling symlink or a file is an error naming it', async () => {
@@ -231,9 +240,11 @@ describe('untrusted input', () => {
     expect(await exportError([[{path: 'odd', rawType: 'Z'}]])).toMatch(/entry "odd" has tar type 'Z'/);
   });
 
-  it('symlinks pointing anywhere are kept as they are (they are never followed out of the root)', async () => {
-    const tree = await merged([[{path: 'out', type: 'symlink', linkname: '../../../../etc/shadow'}]]);
-    expect(tree.get('out')).toMatchObject({type: 'symlink', linkname: '../../../../etc/shadow'});
+  it('absolute symlink targets are kept as they are (resolved inside the root); relative ones climbing out are refused', async () => {
+    const tree = await merged([[{path: 'out', type: 'symlink', linkname: '/../../../../etc/shadow'}]]);
+    expect(tree.get('out')).toMatchObject({type: 'symlink', linkname: '/../../../../etc/shadow'});
+    // src/ops/path-safety.ts refuses these (docker 20.10's chrooted applier accepts them).
+    expect(await exportError([[{path: 'a/'}, {path: 'a/out', type: 'symlink', linkname: '../../etc/shadow'}]])).toMatch(/symlink "a\/out" points outside the image root/);
   });
 });
 

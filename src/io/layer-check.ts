@@ -1,0 +1,168 @@
+import {PassThrough, Transform, Writable, type TransformCallback} from 'node:stream';
+import {pipeline} from 'node:stream/promises';
+import {FerryError} from '../errors.js';
+import type {Layer} from '../model/image.js';
+import {entryPathProblem, walkTar, type TarEntry} from '../tar/walk.js';
+import {open} from 'node:fs/promises';
+import {ioError} from '../errors.js';
+import {FileRegionReader, StreamReader, type ByteReader} from './byte-reader.js';
+import {guardedDecompressor} from './compression.js';
+import {DigestStream} from './digest-stream.js';
+
+/**
+ * What verify reports about one entry of a layer, or undefined: a path that reaches outside the
+ * root (entryPathProblem, tar/walk.ts), or a second entry for one path (docker load rejects those). `seen` carries
+ * the cleaned names of the entries before it.
+ */
+export function entryProblem(entry: Pick<TarEntry, 'name' | 'type' | 'linkname'>, seen: Set<string>): string | undefined {
+  const unsafe = entryPathProblem(entry);
+  if (unsafe) return unsafe;
+  const key = entry.name.replace(/^(\.\/)+|\/+$/g, '');
+  const duplicate = seen.has(key) && entry.type !== 'dir';
+  seen.add(key);
+  return duplicate ? `duplicate entry "${entry.name}" (docker load rejects duplicate paths)` : undefined;
+}
+
+/**
+ * A pass-through for a layer's stored bytes (verify-while-copying) that checks on the side what
+ * verify checks inside them: the tar (decompressed on the side when the blob is compressed, behind
+ * the bomb guard) must hash to the diffID, and each entry must pass `entryProblem`. The first
+ * problem fails the stream naming the layer and the member; the bytes passed on are the input,
+ * untouched. The blob's own digest and size are the caller's DigestStream's job.
+ */
+export class LayerContentCheck extends Transform {
+  readonly #feed = new PassThrough({highWaterMark: 1 << 20});
+  readonly #checked: Promise<void>;
+
+  constructor(private readonly layer: Layer) {
+    super({highWaterMark: 1 << 20});
+    this.#checked = this.#check();
+    this.#checked.catch((e: unknown) => this.destroy(e instanceof Error ? e : new Error(String(e))));
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    // The side check reads at its own pace: wait for it rather than buffer without bound.
+    if (this.#feed.write(chunk)) done(null, chunk);
+    else this.#feed.once('drain', () => done(null, chunk));
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.#feed.end();
+    this.#checked.then(
+      () => done(),
+      (e: unknown) => done(e instanceof Error ? e : new Error(String(e))),
+    );
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#feed.destroy();
+    callback(error);
+  }
+
+  async #check(): Promise<void> {
+    const {layer} = this;
+    const compression = await layer.compression();
+    const stages: NodeJS.ReadWriteStream[] = [];
+    if (compression !== 'none') {
+      const {counter, decompress, guard} = guardedDecompressor(compression, layer.label);
+      stages.push(counter, decompress, guard, new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId}));
+    } else if (layer.descriptor.digest !== layer.diffId) {
+      stages.push(new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId}));
+    }
+    const tar = new PassThrough({highWaterMark: 1 << 20});
+    let upstream: unknown;
+    const flowing = pipeline([this.#feed, ...stages, tar]).catch((e: unknown) => {
+      upstream = e;
+    });
+    const reader = new StreamReader(tar, layer.label);
+    const seen = new Set<string>();
+    try {
+      const walk = walkTar(reader);
+      for (;;) {
+        const next = await walk.next();
+        if (next.done) break;
+        const problem = entryProblem(next.value, seen);
+        if (problem) throw new FerryError(problem.startsWith('duplicate') ? 'BAD_TAR' : 'UNSAFE_PATH', `${layer.label}: ${problem}`);
+      }
+      await reader.drain();
+    } catch (e) {
+      // A decompression or digest failure upstream is the cause of garbage downstream.
+      throw upstream ?? e;
+    }
+    await flowing;
+    if (upstream !== undefined) throw upstream;
+  }
+}
+
+/**
+ * Checks a layer's stored blob against its descriptor (digest, size) and, for an uncompressed one,
+ * its diffID — by reading the whole blob. For the layer engine, which walks an uncompressed layer
+ * in a file by offset and never reads the bodies it skips: run it beside the walk (compressed
+ * layers need nothing: RangeLayer.openUncompressed checks them as they stream).
+ */
+export async function verifyStoredLayer(layer: Layer): Promise<void> {
+  if (!layer.region || (await layer.compression()) !== 'none') return;
+  const stages: NodeJS.ReadWriteStream[] = [new DigestStream(`${layer.label}: blob`, {digest: layer.descriptor.digest, size: layer.descriptor.size})];
+  if (layer.descriptor.digest !== layer.diffId) stages.push(new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId}));
+  const sink = new Writable({write: (_c, _e, done) => done()});
+  await pipeline([layer.openCompressed(), ...stages, sink]);
+}
+
+/**
+ * What verify checks inside a layer, for a writer that copies the blob by offset (and hashes it
+ * against its digest on the way): every entry passes `entryProblem`, and the tar hashes to the
+ * diffID. An uncompressed blob in a file is walked by its headers alone, bodies skipped (its
+ * digest is its diffID, which the copy checks); a compressed blob has to be decompressed to be
+ * seen at all, behind the bomb guard, and its tar is hashed against the diffID on the way.
+ */
+export async function checkLayerContent(layer: Layer): Promise<void> {
+  const compression = await layer.compression();
+  const region = layer.region;
+  if (compression === 'none' && region && layer.descriptor.digest === layer.diffId) {
+    const handle = await open(region.path, 'r').catch((e: unknown) => {
+      throw ioError(e, region.label);
+    });
+    try {
+      await walkEntries(new FileRegionReader(handle, region.offset, region.size, layer.label), layer.label);
+    } finally {
+      await handle.close();
+    }
+    return;
+  }
+  const stages: NodeJS.ReadWriteStream[] = [];
+  if (compression !== 'none') {
+    const {counter, decompress, guard} = guardedDecompressor(compression, layer.label);
+    stages.push(counter, decompress, guard);
+  }
+  stages.push(new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId}));
+  const tar = new PassThrough({highWaterMark: 1 << 20});
+  let upstream: unknown;
+  const flowing = pipeline([layer.openCompressed(), ...stages, tar]).catch((e: unknown) => {
+    upstream = e;
+  });
+  const reader = new StreamReader(tar, layer.label);
+  try {
+    await walkEntries(reader, layer.label);
+    await reader.drain();
+  } catch (e) {
+    // A decompression failure upstream is the cause of garbage downstream; stop reading either way
+    // (closing ends the pipeline early: that premature close is not the story).
+    const cause = upstream;
+    await reader.close().catch(() => {});
+    await flowing;
+    throw cause ?? e;
+  }
+  await flowing;
+  if (upstream !== undefined) throw upstream;
+}
+
+async function walkEntries(reader: ByteReader, label: string): Promise<void> {
+  const seen = new Set<string>();
+  const walk = walkTar(reader);
+  for (;;) {
+    const next = await walk.next();
+    if (next.done) return;
+    const problem = entryProblem(next.value, seen);
+    if (problem) throw new FerryError(problem.startsWith('duplicate') ? 'BAD_TAR' : 'UNSAFE_PATH', `${label}: ${problem}`);
+  }
+}
