@@ -19,9 +19,14 @@ export interface ByteReader {
 
 const CHUNK = 1 << 20;
 
+const READ_AHEAD = 64 * 1024;
+
 export class FileRegionReader implements ByteReader {
   readonly seekable = true;
   #pos = 0;
+  readonly #windowBuffer = Buffer.allocUnsafe(READ_AHEAD);
+  #window: Buffer = Buffer.alloc(0);
+  #windowStart = 0;
   constructor(
     private readonly handle: FileHandle,
     private readonly base: number,
@@ -35,15 +40,33 @@ export class FileRegionReader implements ByteReader {
 
   async readUpTo(n: number): Promise<Buffer> {
     const want = Math.max(0, Math.min(n, this.length - this.#pos));
-    const buf = Buffer.allocUnsafe(want);
+    // Small reads (tar headers) come from a read-ahead window: a layer of 25k small files took
+    // 25k 512-byte reads (1 s of a 1.7 s convert); now one read serves every header in 64 KiB.
+    // They are copied out, so a caller keeping a header never pins the window.
+    if (want < READ_AHEAD) {
+      let at = this.#pos - this.#windowStart;
+      if (at < 0 || at + want > this.#window.length) {
+        this.#window = await this.#readAt(this.#pos, Math.min(READ_AHEAD, this.length - this.#pos), this.#windowBuffer);
+        this.#windowStart = this.#pos;
+        at = 0;
+      }
+      const out = Buffer.from(this.#window.subarray(at, at + want));
+      this.#pos += out.length;
+      return out;
+    }
+    const buf = await this.#readAt(this.#pos, want, Buffer.allocUnsafe(want));
+    this.#pos += buf.length;
+    return buf;
+  }
+
+  async #readAt(position: number, want: number, buf: Buffer): Promise<Buffer> {
     let got = 0;
     while (got < want) {
-      const {bytesRead} = await this.handle.read(buf, got, want - got, this.base + this.#pos + got);
+      const {bytesRead} = await this.handle.read(buf, got, want - got, this.base + position + got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
-    this.#pos += got;
-    return got === want ? buf : buf.subarray(0, got);
+    return got === buf.length ? buf : buf.subarray(0, got);
   }
 
   async skip(n: number): Promise<number> {
