@@ -5,6 +5,7 @@ import {convertArchive} from '../src/ops/convert.js';
 import {humanSize} from '../src/ops/inspect.js';
 import {parseDestination} from '../src/transports.js';
 import {FerryCommand} from './base.js';
+import {progressFor} from './progress.js';
 
 export default class Convert extends FerryCommand {
   static override summary = 'Convert images between docker-archive, oci-archive and OCI layout forms.';
@@ -46,6 +47,7 @@ export default class Convert extends FerryCommand {
       ...(platform ? {platform} : {}),
       force: flags.force,
       note: (m) => this.note(m),
+      progress: progressFor({quiet: flags.quiet, json: flags.json}),
     });
     if (flags.json) this.writeJson(summary);
     else if (dest.path !== '-') process.stdout.write(`wrote ${summary.format}:${summary.path}: ${summary.images} image(s), ${summary.blobs} blob(s), ${humanSize(summary.bytes)}\n`);

@@ -102,8 +102,16 @@ export function ioError(error: unknown, what: string): FerryError {
   return new FerryError('IO', `${what}: ${e instanceof Error ? e.message : String(e)}`, {cause: error});
 }
 
-/** Human message for any thrown value, one line. */
+/** Human message for any thrown value, one line, safe for a terminal. */
 export function describeError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/\s*\n\s*/g, ' ').trim();
+  return printable(message.replace(/\s*\n\s*/g, ' ').trim());
+}
+
+/**
+ * Control characters shown as `\xNN`: names in a stranger's archive may hold a NUL, a carriage
+ * return or an escape sequence that would rewrite the user's terminal when printed.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

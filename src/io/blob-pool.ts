@@ -1,14 +1,10 @@
-import {constants, createReadStream, createWriteStream} from 'node:fs';
+import {constants} from 'node:fs';
 import {open, type FileHandle} from 'node:fs/promises';
 import os from 'node:os';
-import {Transform, type Readable, type TransformCallback} from 'node:stream';
-import {pipeline} from 'node:stream/promises';
 import {Worker} from 'node:worker_threads';
 import {DigestMismatchError, FerryError, ioError, SizeMismatchError, type FerryErrorCode} from '../errors.js';
 import {newHasher, type Digest} from '../model/digest.js';
 import type {Compression} from '../model/media-types.js';
-import {compressor, guardedDecompressor} from './compression.js';
-import {DigestStream} from './digest-stream.js';
 
 /** A byte range of a file, by path: what a job reads (it crosses threads, so no handles or streams). */
 export interface Region {
@@ -134,53 +130,12 @@ export async function runCopy(job: CopyJob, onBytes: OnBytes = () => {}): Promis
   }
 }
 
-/** Counts bytes for progress as they pass. */
-class Meter extends Transform {
-  constructor(private readonly onBytes: OnBytes) {
-    super({highWaterMark: CHUNK});
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.onBytes(chunk.length);
-    done(null, chunk);
-  }
-}
-
-/** The transcode job over any source stream (a worker opens the region; in process a Layer's stream). */
-export async function runTranscode(openSource: () => Readable, job: Omit<TranscodeJob, 'kind' | 'source'> & {label: string}, onBytes: OnBytes = () => {}): Promise<BlobJobResult> {
-  const {label, from, to} = job;
-  const blobCheck = new DigestStream(`${label}: blob`, {digest: job.blob.digest, size: job.blob.size});
-  const stages: NodeJS.ReadWriteStream[] = [new Meter(onBytes), blobCheck];
-  if (from !== 'none') {
-    const {counter, decompress, guard} = guardedDecompressor(from, label);
-    stages.push(counter, decompress, guard);
-  }
-  // An uncompressed blob whose digest is its diffID was just checked by blobCheck.
-  const diffCheck = from === 'none' && job.blob.digest === job.diffId ? undefined : new DigestStream(`${label}: diffID`, {digest: job.diffId});
-  if (diffCheck) stages.push(diffCheck);
-  let outCheck: DigestStream | undefined;
-  if (to === 'gzip' || to === 'zstd') {
-    outCheck = new DigestStream(`${label}: recompressed`);
-    stages.push(compressor(to), outCheck);
-  } else if (to !== 'none') throw new FerryError('UNSUPPORTED', `${label}: cannot write ${to} layers`);
-  const output = await open(job.target, NEW_FILE, 0o600).catch((e) => {
-    throw ioError(e, job.target);
-  });
-  await pipeline([openSource(), ...stages, createWriteStream(job.target, {fd: output, highWaterMark: CHUNK})]).catch((e: unknown) => {
-    throw ioError(e, label);
-  });
-  if (outCheck) return {bytes: outCheck.bytes, digest: outCheck.digest!};
-  return {bytes: (diffCheck ?? blobCheck).bytes, digest: job.diffId};
-}
-
-function regionStream(region: Region): Readable {
-  if (region.size === 0) return createReadStream(region.path, {start: 1, end: 0});
-  return createReadStream(region.path, {start: region.offset, end: region.offset + region.size - 1, highWaterMark: CHUNK});
-}
-
 /** Runs a job in the calling thread. */
-export function executeJob(job: BlobJob, onBytes?: OnBytes): Promise<BlobJobResult> {
+export async function executeJob(job: BlobJob, onBytes?: OnBytes): Promise<BlobJobResult> {
   if (job.kind === 'copy') return runCopy(job, onBytes);
-  return runTranscode(() => regionStream(job.source), {...job, label: job.source.label}, onBytes);
+  // Loaded on demand: a worker that only copies never pays for zlib/zstd set-up.
+  const {runTranscode} = await import('./transcode.js');
+  return runTranscode({region: job.source}, {...job, label: job.source.label}, onBytes);
 }
 
 /** An error as it crosses from a worker: FerryError's code and, for mismatches, both sides. */

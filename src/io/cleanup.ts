@@ -21,6 +21,14 @@ export function removeAllPending(): void {
   pending.clear();
 }
 
+/**
+ * Installs the exit and signal handlers (idempotent). The CLI calls it at start, so a Ctrl-C that
+ * comes before the first temp file still exits 130/143 with one line, not a bare signal death.
+ */
+export function installCleanup(): void {
+  install();
+}
+
 function install(): void {
   if (installed) return;
   installed = true;

@@ -1,5 +1,6 @@
 import {createWriteStream, type WriteStream} from 'node:fs';
-import {mkdtemp, open, stat} from 'node:fs/promises';
+import {randomBytes} from 'node:crypto';
+import {mkdir, open, stat} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {Readable} from 'node:stream';
@@ -7,7 +8,7 @@ import {pipeline} from 'node:stream/promises';
 import {FerryError, ioError} from '../errors.js';
 import type {Compression} from '../model/media-types.js';
 import {FileRange} from './byte-source.js';
-import {disposeTemp, registerTemp} from './cleanup.js';
+import {disposeTemp, registerTemp, releaseTemp} from './cleanup.js';
 import {guardedDecompressor, sniffCompression} from './compression.js';
 
 /** Where ferry puts temp files: $FERRY_TMPDIR, else the OS temp dir. */
@@ -16,11 +17,18 @@ export function tempRoot(): string {
 }
 
 export async function makeTempDir(prefix = 'ferry-'): Promise<string> {
-  const dir = await mkdtemp(path.join(tempRoot(), prefix)).catch((e) => {
-    throw ioError(e, `temp dir in ${tempRoot()}`);
-  });
-  registerTemp(dir);
-  return dir;
+  // Registered before it exists: a signal between creating and registering would leave it behind.
+  for (;;) {
+    const dir = path.join(tempRoot(), `${prefix}${randomBytes(6).toString('hex')}`);
+    registerTemp(dir);
+    try {
+      await mkdir(dir, {mode: 0o700});
+      return dir;
+    } catch (e) {
+      releaseTemp(dir);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(e, `temp dir in ${tempRoot()}`);
+    }
+  }
 }
 
 export type OpenedInput =

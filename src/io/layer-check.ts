@@ -1,18 +1,23 @@
-import {PassThrough, Transform, Writable, type TransformCallback} from 'node:stream';
+import {open} from 'node:fs/promises';
+import {PassThrough, Writable} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
-import {FerryError} from '../errors.js';
+import {FerryError, ioError} from '../errors.js';
 import type {Layer} from '../model/image.js';
 import {entryPathProblem, walkTar, type TarEntry} from '../tar/walk.js';
-import {open} from 'node:fs/promises';
-import {ioError} from '../errors.js';
 import {FileRegionReader, StreamReader, type ByteReader} from './byte-reader.js';
 import {guardedDecompressor} from './compression.js';
 import {DigestStream} from './digest-stream.js';
 
 /**
+ * Verify-while-copying for the writers and the layer engine (issue 6): what verify checks about a
+ * layer, for commands that read the layer anyway (or copy it by offset) and must not write what
+ * verify would refuse.
+ */
+
+/**
  * What verify reports about one entry of a layer, or undefined: a path that reaches outside the
- * root (entryPathProblem, tar/walk.ts), or a second entry for one path (docker load rejects those). `seen` carries
- * the cleaned names of the entries before it.
+ * root (entryPathProblem in tar/walk.ts), or a second entry for one path (docker load rejects
+ * those). `seen` carries the cleaned names of the entries before it.
  */
 export function entryProblem(entry: Pick<TarEntry, 'name' | 'type' | 'linkname'>, seen: Set<string>): string | undefined {
   const unsafe = entryPathProblem(entry);
@@ -21,77 +26,6 @@ export function entryProblem(entry: Pick<TarEntry, 'name' | 'type' | 'linkname'>
   const duplicate = seen.has(key) && entry.type !== 'dir';
   seen.add(key);
   return duplicate ? `duplicate entry "${entry.name}" (docker load rejects duplicate paths)` : undefined;
-}
-
-/**
- * A pass-through for a layer's stored bytes (verify-while-copying) that checks on the side what
- * verify checks inside them: the tar (decompressed on the side when the blob is compressed, behind
- * the bomb guard) must hash to the diffID, and each entry must pass `entryProblem`. The first
- * problem fails the stream naming the layer and the member; the bytes passed on are the input,
- * untouched. The blob's own digest and size are the caller's DigestStream's job.
- */
-export class LayerContentCheck extends Transform {
-  readonly #feed = new PassThrough({highWaterMark: 1 << 20});
-  readonly #checked: Promise<void>;
-
-  constructor(private readonly layer: Layer) {
-    super({highWaterMark: 1 << 20});
-    this.#checked = this.#check();
-    this.#checked.catch((e: unknown) => this.destroy(e instanceof Error ? e : new Error(String(e))));
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    // The side check reads at its own pace: wait for it rather than buffer without bound.
-    if (this.#feed.write(chunk)) done(null, chunk);
-    else this.#feed.once('drain', () => done(null, chunk));
-  }
-
-  override _flush(done: TransformCallback): void {
-    this.#feed.end();
-    this.#checked.then(
-      () => done(),
-      (e: unknown) => done(e instanceof Error ? e : new Error(String(e))),
-    );
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#feed.destroy();
-    callback(error);
-  }
-
-  async #check(): Promise<void> {
-    const {layer} = this;
-    const compression = await layer.compression();
-    const stages: NodeJS.ReadWriteStream[] = [];
-    if (compression !== 'none') {
-      const {counter, decompress, guard} = guardedDecompressor(compression, layer.label);
-      stages.push(counter, decompress, guard, new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId}));
-    } else if (layer.descriptor.digest !== layer.diffId) {
-      stages.push(new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId}));
-    }
-    const tar = new PassThrough({highWaterMark: 1 << 20});
-    let upstream: unknown;
-    const flowing = pipeline([this.#feed, ...stages, tar]).catch((e: unknown) => {
-      upstream = e;
-    });
-    const reader = new StreamReader(tar, layer.label);
-    const seen = new Set<string>();
-    try {
-      const walk = walkTar(reader);
-      for (;;) {
-        const next = await walk.next();
-        if (next.done) break;
-        const problem = entryProblem(next.value, seen);
-        if (problem) throw new FerryError(problem.startsWith('duplicate') ? 'BAD_TAR' : 'UNSAFE_PATH', `${layer.label}: ${problem}`);
-      }
-      await reader.drain();
-    } catch (e) {
-      // A decompression or digest failure upstream is the cause of garbage downstream.
-      throw upstream ?? e;
-    }
-    await flowing;
-    if (upstream !== undefined) throw upstream;
-  }
 }
 
 /**

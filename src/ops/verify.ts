@@ -1,6 +1,6 @@
 import os from 'node:os';
 import pLimit from 'p-limit';
-import {describeError, SizeMismatchError} from '../errors.js';
+import {describeError, printable, SizeMismatchError} from '../errors.js';
 import {isMissingLayer} from '../formats/missing-layer.js';
 import {listAbsent, listImages, type Archive, type Layer} from '../model/image.js';
 import {formatPlatform} from '../model/platform.js';
@@ -74,6 +74,6 @@ export async function verifyArchive(archive: Archive, options: {concurrency?: nu
       }
     }
   }
-  const distinct = [...new Set(problems)].sort();
+  const distinct = [...new Set(problems.map(printable))].sort();
   return {ok: distinct.length === 0, images: images.length, layers: unique.size, bytes, problems: distinct};
 }

@@ -1,4 +1,4 @@
-import {open, type FileHandle} from 'node:fs/promises';
+import {open, unlink, type FileHandle} from 'node:fs/promises';
 import type {Readable} from 'node:stream';
 import pLimit from 'p-limit';
 import {FerryError, ioError, SizeMismatchError} from '../errors.js';
@@ -143,12 +143,21 @@ export async function writeTarFile(path: string, members: Member[], options: Mem
     runs.add(position, END_OF_ARCHIVE);
     position += END_OF_ARCHIVE.length;
     await runs.flush(handle, path);
+    // A scratch file of ours is removed as soon as its last copy is in (the removal overlaps the
+    // other copies instead of adding up at the end: unlinking 1.5 GB took 0.8 s on the main thread).
+    const uses = new Map<string, number>();
+    for (const {member} of bodies) if (member.type === 'blob' && member.owned) uses.set(member.source.path, (uses.get(member.source.path) ?? 0) + 1);
     await Promise.all(
       bodies.map(({member, offset}) =>
         limit(async () => {
           if (options.signal?.aborted) throw new FerryError('INTERRUPTED', `${path}: writing aborted`);
           if (member.type === 'stream') await writeStreamBody(handle, path, member, offset, onBytes);
-          else await copyBlobMember(member, {path, offset}, {...options, onBytes});
+          else {
+            await copyBlobMember(member, {path, offset}, {...options, onBytes});
+            const left = (uses.get(member.source.path) ?? 0) - 1;
+            uses.set(member.source.path, left);
+            if (member.owned && left === 0) await unlink(member.source.path).catch(() => {}); // the scratch dir goes at the end anyway
+          }
         }),
       ),
     ).catch((e: unknown) => {

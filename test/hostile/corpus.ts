@@ -84,8 +84,8 @@ function pseudoRandom(length: number, seed = 7): Buffer {
   const out = Buffer.alloc(length);
   let x = seed;
   for (let i = 0; i < length; i++) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    out[i] = x >> 16;
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    out[i] = x >>> 24;
   }
   return out;
 }

@@ -32,6 +32,7 @@ export interface Run {
 export const COMMAND_ARGS: Record<string, (source: string) => string[]> = {
   inspect: (s) => ['inspect', s],
   verify: (s) => ['verify', s],
+  'verify --json': (s) => ['verify', '--json', s],
   convert: (s) => ['convert', s, 'oci-archive:out/result.tar'],
   squash: (s) => ['squash', s, 'oci-archive:out/result.tar'],
   export: (s) => ['export', s, 'out/rootfs.tar'],
@@ -41,7 +42,10 @@ export const COMMAND_ARGS: Record<string, (source: string) => string[]> = {
 
 /** The commands of COMMAND_ARGS that exist in this tree (others are still being written). */
 export function availableCommands(): string[] {
-  return Object.keys(COMMAND_ARGS).filter((c) => existsSync(path.join(ROOT, 'commands', `${c}.ts`)) && existsSync(path.join(ROOT, 'dist', 'commands', `${c}.js`)));
+  return Object.keys(COMMAND_ARGS).filter((c) => {
+    const name = c.split(' ')[0]!;
+    return existsSync(path.join(ROOT, 'commands', `${name}.ts`)) && existsSync(path.join(ROOT, 'dist', 'commands', `${name}.js`));
+  });
 }
 
 export const WRITERS = new Set(['convert', 'squash', 'export']);

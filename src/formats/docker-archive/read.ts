@@ -63,7 +63,8 @@ export async function readDockerArchiveEntries(tree: FileTree, warnings: string[
       if (!(e instanceof FerryError) || e.code === 'LIMIT_EXCEEDED') throw e;
       // Broken OCI view (e.g. moby#47065's empty layers): manifest.json still describes the images,
       // but containerd and every OCI reader would fail on it, so verify reports it.
-      problems.push(`${tree.label}: index.json unusable (${describeError(e)}); the images were read from manifest.json`);
+      const why = describeError(e).replace(`${tree.label}: `, '');
+      problems.push(`${tree.label}: index.json unusable (${why}); the images were read from manifest.json`);
       entries = [];
     }
   }
