@@ -3,6 +3,7 @@ import {exportImage} from '../src/ops/flatten.js';
 import {humanSize} from '../src/ops/inspect.js';
 import {openArchive} from '../src/transports.js';
 import {FerryCommand} from './base.js';
+import {progressFor} from './progress.js';
 
 export default class Export extends FerryCommand {
   static override summary = "Write an image's flattened file system as one tar, like docker export, without running anything.";
@@ -25,7 +26,7 @@ export default class Export extends FerryCommand {
     const {args, flags} = await this.parse(Export);
     const archive = await openArchive(args.source);
     try {
-      const summary = await exportImage(archive, args.destination, {images: flags.image === undefined ? [] : [flags.image], force: flags.force});
+      const summary = await exportImage(archive, args.destination, {images: flags.image === undefined ? [] : [flags.image], force: flags.force, progress: progressFor({quiet: flags.quiet})});
       for (const w of [...archive.warnings, ...archive.problems, ...summary.warnings]) this.note(`warning: ${w}`);
       this.note(`exported ${summary.image}: ${summary.entries} entries (${summary.files} files), ${humanSize(summary.bytes)}${args.destination === '-' ? '' : ` to ${args.destination}`}`);
     } finally {

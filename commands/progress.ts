@@ -13,7 +13,8 @@ export function progressFor(options: {quiet?: boolean; json?: boolean}): Progres
   const started = {at: 0};
   const payload = (total: number): Record<string, string> => {
     const seconds = Math.max(0.001, (Date.now() - started.at) / 1000);
-    return {doneMiB: (done / 2 ** 20).toFixed(1), totalMiB: (total / 2 ** 20).toFixed(1), rate: (done / 2 ** 20 / seconds).toFixed(1)};
+    // A total that was an estimate never shows less than done.
+    return {doneMiB: (done / 2 ** 20).toFixed(1), totalMiB: (Math.max(total, done) / 2 ** 20).toFixed(1), rate: (done / 2 ** 20 / seconds).toFixed(1)};
   };
   let total = 0;
   return {

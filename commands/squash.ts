@@ -3,6 +3,7 @@ import {humanSize} from '../src/ops/inspect.js';
 import {squashToArchive} from '../src/ops/squash.js';
 import {openArchive, parseDestination} from '../src/transports.js';
 import {FerryCommand} from './base.js';
+import {progressFor} from './progress.js';
 
 export default class Squash extends FerryCommand {
   static override summary = "Merge an image's layers (all, or from --from-layer N up) into one layer.";
@@ -42,6 +43,7 @@ export default class Squash extends FerryCommand {
         ...(flags['docker-layout'] ? {dockerLayout: flags['docker-layout'] as 'oci' | 'legacy'} : {}),
         force: flags.force,
         note: (m) => this.note(m),
+        progress: progressFor({quiet: flags.quiet}),
       });
       for (const w of [...archive.warnings, ...archive.problems, ...summary.result.warnings]) this.note(`warning: ${w}`);
       const {fromLayer, squashed, beforeBytes, afterBytes} = summary.result;

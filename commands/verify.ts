@@ -3,6 +3,7 @@ import {humanSize} from '../src/ops/inspect.js';
 import {verifyArchive} from '../src/ops/verify.js';
 import {openArchive} from '../src/transports.js';
 import {FerryCommand} from './base.js';
+import {progressFor} from './progress.js';
 
 export default class Verify extends FerryCommand {
   static override summary = 'Check every digest, size and diffID in an archive, and that no layer escapes the image root.';
@@ -18,7 +19,7 @@ export default class Verify extends FerryCommand {
     const {args, flags} = await this.parse(Verify);
     const archive = await openArchive(args.source);
     try {
-      const result = await verifyArchive(archive);
+      const result = await verifyArchive(archive, {progress: progressFor({quiet: flags.quiet, json: flags.json})});
       if (flags.json) this.writeJson({format: archive.format, ...result});
       if (!result.ok) {
         if (!flags.json) for (const p of result.problems) process.stderr.write(`ferry: ${p}\n`);

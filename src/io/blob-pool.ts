@@ -1,10 +1,10 @@
-import {constants} from 'node:fs';
 import {open, type FileHandle} from 'node:fs/promises';
 import os from 'node:os';
 import {Worker} from 'node:worker_threads';
 import {DigestMismatchError, FerryError, ioError, SizeMismatchError, type FerryErrorCode} from '../errors.js';
 import {newHasher, type Digest} from '../model/digest.js';
 import type {Compression} from '../model/media-types.js';
+import {isAllZero} from './sparse.js';
 
 /** A byte range of a file, by path: what a job reads (it crosses threads, so no handles or streams). */
 export interface Region {
@@ -15,7 +15,10 @@ export interface Region {
   label: string;
 }
 
-/** Copies a region into a new file or into an existing one at an offset (a member of a tar being written). */
+/**
+ * Copies a region into a new file or into a file ferry is writing at an offset never written before
+ * (a member of a tar being written): runs of zeros are left as holes.
+ */
 export interface CopyJob {
   kind: 'copy';
   source: Region;
@@ -39,7 +42,18 @@ export interface TranscodeJob {
   target: string;
 }
 
-export type BlobJob = CopyJob | TranscodeJob;
+/**
+ * Reads a region and checks it: its digest and size against the descriptor and, when the blob is
+ * an uncompressed layer whose descriptor digest is not its diffID, the same bytes against the diffID.
+ */
+export interface CheckJob {
+  kind: 'check';
+  source: Region;
+  verify: {digest: Digest; size: number; what: string};
+  diffId?: {digest: Digest; what: string};
+}
+
+export type BlobJob = CopyJob | TranscodeJob | CheckJob;
 
 export interface BlobJobResult {
   /** Bytes written. */
@@ -52,12 +66,6 @@ export type OnBytes = (bytes: number) => void;
 
 const CHUNK = 1 << 20;
 
-/**
- * Flags for a file that must not exist yet, without O_TRUNC (which Node's 'wx' adds): on ext4 a
- * truncate-then-write file is flushed when closed (auto_da_alloc's replace-by-truncate heuristic),
- * which put 2.4 s of system time into copying 2 GB into new blob files against 0.7 s without.
- */
-export const NEW_FILE = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY;
 
 async function readFull(handle: FileHandle, buffer: Buffer, length: number, position: number): Promise<Buffer> {
   let got = 0;
@@ -92,12 +100,15 @@ export async function runCopy(job: CopyJob, onBytes: OnBytes = () => {}): Promis
   });
   let output: FileHandle | undefined;
   try {
-    output = await open(target.path, target.offset === undefined ? NEW_FILE : 'r+', 0o644).catch((e) => {
+    output = await open(target.path, target.offset === undefined ? 'wx' : 'r+', 0o644).catch((e) => {
       throw ioError(e, target.path);
     });
     const base = target.offset ?? 0;
     const hash = verify ? newHasher(verify.digest) : undefined;
     const size = source.size;
+    // A new file gets its length first: no write extends it, and a run of zeros left as a hole at
+    // its end still counts.
+    if (target.offset === undefined && size > 0) await output.truncate(size);
     const buffers = [Buffer.allocUnsafeSlow(Math.min(CHUNK, size)), Buffer.allocUnsafeSlow(Math.min(CHUNK, size))] as const;
     const readAt = (index: 0 | 1, position: number): Promise<Buffer> =>
       readFull(input, buffers[index], Math.min(CHUNK, size - position), source.offset + position).catch((e) => {
@@ -114,9 +125,13 @@ export async function runCopy(job: CopyJob, onBytes: OnBytes = () => {}): Promis
       index = index === 0 ? 1 : 0;
       next = done < size ? readAt(index, done) : undefined;
       hash?.update(chunk);
-      await writeFull(output, chunk, base + at).catch((e) => {
-        throw ioError(e, target.path);
-      });
+      // Zeros are not written: the target is a new file or a region of one ferry is writing, never
+      // written before, so a hole reads back as the same zeros (SparseWriter).
+      if (chunk.length < 4096 || !isAllZero(chunk)) {
+        await writeFull(output, chunk, base + at).catch((e) => {
+          throw ioError(e, target.path);
+        });
+      }
       onBytes(chunk.length);
     }
     if (verify && hash) {
@@ -130,9 +145,45 @@ export async function runCopy(job: CopyJob, onBytes: OnBytes = () => {}): Promis
   }
 }
 
+/** The check job: one read of the region through two reused buffers, one hash for both digests. */
+export async function runCheck(job: CheckJob, onBytes: OnBytes = () => {}): Promise<BlobJobResult> {
+  const {source, verify} = job;
+  if (verify.size !== source.size) throw new SizeMismatchError(verify.what, verify.size, source.size);
+  const input = await open(source.path, 'r').catch((e) => {
+    throw ioError(e, source.label);
+  });
+  try {
+    const hash = newHasher(verify.digest);
+    const buffers = [Buffer.allocUnsafeSlow(Math.min(CHUNK, source.size)), Buffer.allocUnsafeSlow(Math.min(CHUNK, source.size))] as const;
+    let done = 0;
+    let index: 0 | 1 = 0;
+    const readAt = (i: 0 | 1, position: number): Promise<Buffer> =>
+      readFull(input, buffers[i], Math.min(CHUNK, source.size - position), source.offset + position).catch((e) => {
+        throw ioError(e, source.label);
+      });
+    let next = source.size > 0 ? readAt(0, 0) : undefined;
+    while (next) {
+      const chunk = await next;
+      if (chunk.length === 0) throw new FerryError('BAD_ARCHIVE', `${source.label}: truncated: the file ends after ${done} of ${source.size} bytes`);
+      done += chunk.length;
+      index = index === 0 ? 1 : 0;
+      next = done < source.size ? readAt(index, done) : undefined;
+      hash.update(chunk);
+      onBytes(chunk.length);
+    }
+    const actual = `${verify.digest.slice(0, verify.digest.indexOf(':'))}:${hash.digest('hex')}` as Digest;
+    if (actual !== verify.digest) throw new DigestMismatchError(verify.what, verify.digest, actual);
+    if (job.diffId && job.diffId.digest !== actual) throw new DigestMismatchError(job.diffId.what, job.diffId.digest, actual);
+    return {bytes: done, digest: actual};
+  } finally {
+    await input.close().catch(() => {});
+  }
+}
+
 /** Runs a job in the calling thread. */
 export async function executeJob(job: BlobJob, onBytes?: OnBytes): Promise<BlobJobResult> {
   if (job.kind === 'copy') return runCopy(job, onBytes);
+  if (job.kind === 'check') return runCheck(job, onBytes);
   // Loaded on demand: a worker that only copies never pays for zlib/zstd set-up.
   const {runTranscode} = await import('./transcode.js');
   return runTranscode({region: job.source}, {...job, label: job.source.label}, onBytes);

@@ -36,8 +36,13 @@ export function entryProblem(entry: Pick<TarEntry, 'name' | 'type' | 'linkname'>
  */
 export async function verifyStoredLayer(layer: Layer): Promise<void> {
   if (!layer.region || (await layer.compression()) !== 'none') return;
+  await verifyBlob(layer);
+}
+
+/** Reads a whole blob: digest and size against its descriptor, and the diffID where they are the same bytes. */
+async function verifyBlob(layer: Layer): Promise<void> {
   const stages: NodeJS.ReadWriteStream[] = [new DigestStream(`${layer.label}: blob`, {digest: layer.descriptor.digest, size: layer.descriptor.size})];
-  if (layer.descriptor.digest !== layer.diffId) stages.push(new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId}));
+  if (layer.descriptor.digest !== layer.diffId && (await layer.compression()) === 'none') stages.push(new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId}));
   const sink = new Writable({write: (_c, _e, done) => done()});
   await pipeline([layer.openCompressed(), ...stages, sink]);
 }
@@ -58,6 +63,8 @@ export async function checkLayerContent(layer: Layer): Promise<void> {
     });
     try {
       await walkEntries(new FileRegionReader(handle, region.offset, region.size, layer.label), layer.label);
+    } catch (e) {
+      throw await blobFirst(layer, e);
     } finally {
       await handle.close();
     }
@@ -79,15 +86,28 @@ export async function checkLayerContent(layer: Layer): Promise<void> {
     await walkEntries(reader, layer.label);
     await reader.drain();
   } catch (e) {
-    // A decompression failure upstream is the cause of garbage downstream; stop reading either way
-    // (closing ends the pipeline early: that premature close is not the story).
-    const cause = upstream;
+    // Stop reading (closing ends the pipeline early: that premature close is not the story).
+    const cause = upstream ?? e;
     await reader.close().catch(() => {});
     await flowing;
-    throw cause ?? e;
+    throw await blobFirst(layer, cause);
   }
   await flowing;
-  if (upstream !== undefined) throw upstream;
+  if (upstream !== undefined) throw await blobFirst(layer, upstream);
+}
+
+/**
+ * A blob that is not what its digest says is the real story behind garbage in its tar or a wrong
+ * diffID (the copy would say so too, later): checked — reading the blob again — only on failure,
+ * so the common path hashes the compressed bytes once, in the copy.
+ */
+async function blobFirst(layer: Layer, error: unknown): Promise<unknown> {
+  try {
+    await verifyBlob(layer);
+  } catch (blob) {
+    return blob;
+  }
+  return error;
 }
 
 async function walkEntries(reader: ByteReader, label: string): Promise<void> {

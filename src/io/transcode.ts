@@ -7,12 +7,15 @@ import zstd from 'zstd-napi/binding.js';
 import {DigestMismatchError, FerryError, ioError, SizeMismatchError} from '../errors.js';
 import {newHasher, type Digest} from '../model/digest.js';
 import type {Compression} from '../model/media-types.js';
-import {NEW_FILE, type BlobJobResult, type OnBytes, type Region} from './blob-pool.js';
+import type {BlobJobResult, OnBytes, Region} from './blob-pool.js';
 import {guardedDecompressor} from './compression.js';
 import {DigestStream} from './digest-stream.js';
 import {GzipBlockEncoder, type Emit} from './parallel-gzip.js';
+import {isAllZero} from './sparse.js';
 
 const CHUNK = 1 << 20;
+/** Output pieces at least this big skip the sink's gathering buffer. */
+const DIRECT = 256 * 1024;
 
 /** What a transcode needs besides its source: the checks and the output. */
 export interface TranscodeSpec {
@@ -21,7 +24,7 @@ export interface TranscodeSpec {
   to: Compression;
   blob: {digest: Digest; size: number};
   diffId: Digest;
-  /** A new file (must not exist; created without O_TRUNC, see NEW_FILE). */
+  /** A new file (must not exist). */
   target: string;
 }
 
@@ -43,13 +46,16 @@ class ZstdEncoder implements Encoder {
   readonly #cctx = new zstd.CCtx();
   readonly #staging = Buffer.allocUnsafeSlow(CHUNK);
   #staged = 0;
-  readonly #out = Buffer.allocUnsafeSlow(zstd.cStreamOutSize());
+  /** Room for a whole compressed chunk, so each chunk's output is emitted (and written) in one piece. */
+  readonly #out = Buffer.allocUnsafeSlow(CHUNK + 64 * 1024);
   constructor(private readonly emit: Emit) {
     this.#cctx.setParameter(zstd.CParameter.compressionLevel, ZSTD_LEVEL);
     this.#cctx.setParameter(zstd.CParameter.checksumFlag, 0);
   }
 
   async write(data: Buffer): Promise<void> {
+    // A whole chunk on a chunk boundary (what readRegion yields) goes in as it is: same calls, no copy.
+    if (this.#staged === 0 && data.length === CHUNK) return this.#compress(zstd.EndDirective.continue, data);
     let offset = 0;
     while (offset < data.length) {
       const take = Math.min(data.length - offset, CHUNK - this.#staged);
@@ -64,9 +70,9 @@ class ZstdEncoder implements Encoder {
     await this.#compress(zstd.EndDirective.end);
   }
 
-  async #compress(directive: zstd.EndDirective): Promise<void> {
-    let input = this.#staging.subarray(0, this.#staged);
-    this.#staged = 0;
+  async #compress(directive: zstd.EndDirective, whole?: Buffer): Promise<void> {
+    let input = whole ?? this.#staging.subarray(0, this.#staged);
+    if (!whole) this.#staged = 0;
     for (;;) {
       const [remaining, produced, consumed] = this.#cctx.compressStream2(this.#out, input, directive);
       input = input.subarray(consumed);
@@ -98,8 +104,11 @@ class HashingFileSink {
     this.hash.update(data);
     this.bytes += data.length;
     if (this.#buffered + data.length > CHUNK) await this.flush();
-    if (data.length >= CHUNK) await this.#writeAt(data);
-    else {
+    // Big pieces are written as they are (after what is buffered); small ones are gathered.
+    if (data.length >= DIRECT) {
+      await this.flush();
+      await this.#writeAt(data);
+    } else {
       data.copy(this.#buffer, this.#buffered);
       this.#buffered += data.length;
     }
@@ -112,7 +121,22 @@ class HashingFileSink {
     await this.#writeAt(data);
   }
 
+  /** Flushes and sets the length (a hole at the end still counts). */
+  async finish(): Promise<void> {
+    await this.flush();
+    if ((await this.handle.stat()).size < this.#position) {
+      await this.handle.truncate(this.#position).catch((e) => {
+        throw ioError(e, this.path);
+      });
+    }
+  }
+
   async #writeAt(data: Buffer): Promise<void> {
+    // Zeros stay holes in the new file (SparseWriter): decompressing a layer of zeros writes nothing.
+    if (data.length >= 4096 && isAllZero(data)) {
+      this.#position += data.length;
+      return;
+    }
     let done = 0;
     while (done < data.length) {
       const {bytesWritten} = await this.handle.write(data, done, data.length - done, this.#position + done).catch((e) => {
@@ -171,7 +195,7 @@ async function* readRegion(region: Region): AsyncGenerator<Buffer> {
 export async function runTranscode(source: {region: Region} | {open: () => Readable}, spec: TranscodeSpec, onBytes: OnBytes = () => {}): Promise<BlobJobResult> {
   const {label, from, to} = spec;
   if (to === 'bzip2' || to === 'xz') throw new FerryError('UNSUPPORTED', `${label}: cannot write ${to} layers`);
-  const output = await open(spec.target, NEW_FILE, 0o600).catch((e) => {
+  const output = await open(spec.target, 'wx', 0o600).catch((e) => {
     throw ioError(e, spec.target);
   });
   try {
@@ -193,7 +217,7 @@ export async function runTranscode(source: {region: Region} | {open: () => Reada
       await streamThrough('region' in source ? regionStream(source.region) : source.open(), spec, onBytes, encoder);
     }
     await encoder.end();
-    await sink.flush();
+    await sink.finish();
     const digest = to === 'none' ? spec.diffId : (`sha256:${sink.hash.digest('hex')}` as Digest);
     return {bytes: sink.bytes, digest};
   } finally {

@@ -10,6 +10,7 @@ import {walkTar, type TarEntry} from '../tar/walk.js';
 import os from 'node:os';
 import pLimit from 'p-limit';
 import {checkLayerContent, entryProblem, verifyStoredLayer} from '../io/layer-check.js';
+import type {BlobPool} from '../io/blob-pool.js';
 
 export interface LayerScanResult {
   compression: Compression;
@@ -79,9 +80,20 @@ export async function scanLayer(layer: Layer, onEntry?: (entry: TarEntry, reader
  * blobs in a file, whose skipped bodies it never reads — against its digest, size and diffID. Run
  * beside the merge; streamed (compressed) layers are checked as the engine reads them.
  */
-export async function verifyStoredLayers(layers: readonly Layer[]): Promise<void> {
+export async function verifyStoredLayers(layers: readonly Layer[], pool?: BlobPool): Promise<void> {
   const limit = pLimit(Math.max(1, os.availableParallelism()));
-  await Promise.all(layers.map((layer) => limit(() => verifyStoredLayer(layer))));
+  await Promise.all(
+    layers.map((layer) =>
+      limit(async () => {
+        // With a pool the hashing runs on worker threads, beside the merge and the emission on this one.
+        const region = layer.region;
+        if (pool && region && (await layer.compression()) === 'none') {
+          const diffId = layer.descriptor.digest === layer.diffId ? {} : {diffId: {digest: layer.diffId, what: `${layer.label}: diffID`}};
+          await pool.run({kind: 'check', source: {path: region.path, offset: region.offset, size: region.size, label: layer.label}, verify: {digest: layer.descriptor.digest, size: layer.descriptor.size, what: `${layer.label}: blob`}, ...diffId});
+        } else await verifyStoredLayer(layer);
+      }),
+    ),
+  );
 }
 
 /**

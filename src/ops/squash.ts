@@ -1,13 +1,13 @@
-import {createWriteStream} from 'node:fs';
+import {createHash} from 'node:crypto';
+import {open} from 'node:fs/promises';
 import path from 'node:path';
-import {Readable} from 'node:stream';
-import {pipeline} from 'node:stream/promises';
 import {FerryError, ioError, UsageError} from '../errors.js';
-import {RangeLayer} from '../io/blob-layer.js';
+import {BlobPool} from '../io/blob-pool.js';
+import {SparseWriter} from '../io/sparse.js';
 import {FileRange} from '../io/byte-source.js';
 import {disposeTemp} from '../io/cleanup.js';
-import {DigestStream} from '../io/digest-stream.js';
 import {makeTempDir} from '../io/input.js';
+import {ScratchLayer} from '../io/scratch-layer.js';
 import {parseConfig, type HistoryEntry} from '../model/config.js';
 import {isRecord} from '../model/descriptor.js';
 import type {Digest} from '../model/digest.js';
@@ -17,6 +17,7 @@ import {emitTar, planEmission} from './overlay/emit.js';
 import {verifyStoredLayers} from './layer-scan.js';
 import {mergeLayers} from './overlay/merge.js';
 import {pickImage} from './overlay/pick-image.js';
+import {silentProgress, type Progress} from './progress.js';
 import {writeArchive, type WriteOptions, type WriteSummary} from './write-archive.js';
 
 export interface SquashResult {
@@ -42,25 +43,58 @@ export interface SquashResult {
  * file (removed by dispose(), and on exit); the config keeps every byte except rootfs.diff_ids and
  * history.
  */
-export async function squashImage(image: Image, fromLayer = 0): Promise<SquashResult> {
+export async function squashImage(image: Image, fromLayer = 0, options: {progress?: Progress} = {}): Promise<SquashResult> {
   const count = image.layers.length;
   if (count === 0) throw new FerryError('BAD_ARCHIVE', 'the image has no layers to squash');
   if (!Number.isInteger(fromLayer) || fromLayer < 0 || fromLayer >= count) {
     throw new UsageError(`--from-layer ${fromLayer} is out of range: the image has ${count} layer(s), numbered 0 (base) to ${count - 1}`);
   }
-  // Blob digests and diffIDs are checked in the same pass as the merge (issue 6: verify what you copy).
-  const [view] = await Promise.all([mergeLayers(image.layers, fromLayer > 0 ? {snapshotBefore: fromLayer} : {}), verifyStoredLayers(image.layers)]);
+  // Blob digests and diffIDs are checked in the same pass as the merge (issue 6: verify what you copy),
+  // hashed on worker threads while this one walks the headers.
+  const pool = new BlobPool();
+  let view: Awaited<ReturnType<typeof mergeLayers>>;
+  try {
+    [view] = await Promise.all([mergeLayers(image.layers, fromLayer > 0 ? {snapshotBefore: fromLayer} : {}), verifyStoredLayers(image.layers, pool)]);
+  } finally {
+    await pool.close();
+  }
+  const progress = options.progress ?? silentProgress;
   const plan = planEmission(view.tree, view.lower ? {base: fromLayer, lower: view.lower} : {base: 0});
   const dir = await makeTempDir('ferry-squash-');
   try {
     const file = path.join(dir, 'layer.tar');
-    const hash = new DigestStream('squashed layer');
-    await pipeline(Readable.from(emitTar(plan, image.layers), {objectMode: false}), hash, createWriteStream(file, {flags: 'wx', mode: 0o600})).catch((e: unknown) => {
-      throw ioError(e, 'squashed layer');
+    const hash = createHash('sha256');
+    progress.start('squashing', plan.stats.fileBytes + 1024 * (plan.stats.entries + 1)); // bodies, headers and padding (about)
+    const metered = async function* (): AsyncGenerator<Buffer> {
+      for await (const chunk of emitTar(plan, image.layers)) {
+        progress.advance(chunk.length);
+        yield chunk;
+      }
+    };
+    // Written sparse: runs of zeros stay holes (and the copy into the archive skips them again).
+    const handle = await open(file, 'wx', 0o600).catch((e: unknown) => {
+      throw ioError(e, file);
     });
-    const diffId = hash.digest!;
+    let size = 0;
+    try {
+      const writer = new SparseWriter(handle, file);
+      for await (const chunk of metered()) {
+        hash.update(chunk);
+        size += chunk.length;
+        await writer.write(chunk);
+      }
+      await writer.finish();
+    } catch (e) {
+      throw ioError(e, 'squashed layer');
+    } finally {
+      await handle.close();
+    }
+    progress.stop();
+    const diffId = `sha256:${hash.digest('hex')}` as Digest;
     const label = `squashed layer (layers ${fromLayer}..${count - 1})`;
-    const layer: Layer = new RangeLayer({mediaType: MediaType.ociLayer, digest: diffId, size: hash.bytes}, diffId, new FileRange(file, 0, hash.bytes, label));
+    // Its digest was computed from these very bytes: the writer neither hashes it again nor needs
+    // the copy when the destination can take the file itself.
+    const layer: Layer = new ScratchLayer({mediaType: MediaType.ociLayer, digest: diffId, size}, diffId, new FileRange(file, 0, size, label));
     const kept = image.layers.slice(0, fromLayer);
     const configBytes = squashedConfig(image, fromLayer, diffId);
     const config = parseConfig(configBytes, image.config.mediaType, 'squashed image config');
@@ -70,7 +104,7 @@ export async function squashImage(image: Image, fromLayer = 0): Promise<SquashRe
       fromLayer,
       squashed: count - fromLayer,
       beforeBytes,
-      afterBytes: hash.bytes,
+      afterBytes: size,
       diffId,
       warnings: view.warnings,
       dispose: () => disposeTemp(dir),
@@ -210,7 +244,7 @@ function topLevelSpans(text: string): Span[] {
   }
 }
 
-export interface SquashCommandOptions extends Pick<WriteOptions, 'force' | 'compress' | 'dockerLayout' | 'note'> {
+export interface SquashCommandOptions extends Pick<WriteOptions, 'force' | 'compress' | 'dockerLayout' | 'note' | 'progress'> {
   images?: readonly string[];
   fromLayer?: number;
   tags?: string[];
@@ -225,13 +259,14 @@ export interface SquashSummary {
 /** `ferry squash`: squash the picked image and write it to `destination` through the archive writer. */
 export async function squashToArchive(archive: Archive, destination: string, options: SquashCommandOptions = {}): Promise<SquashSummary> {
   const picked = pickImage(archive, options.images ?? []);
-  const result = await squashImage(picked.image, options.fromLayer ?? 0);
+  const result = await squashImage(picked.image, options.fromLayer ?? 0, options.progress ? {progress: options.progress} : {});
   try {
     const writeOptions: WriteOptions = {};
     if (options.force !== undefined) writeOptions.force = options.force;
     if (options.compress !== undefined) writeOptions.compress = options.compress;
     if (options.dockerLayout !== undefined) writeOptions.dockerLayout = options.dockerLayout;
     if (options.note !== undefined) writeOptions.note = options.note;
+    if (options.progress !== undefined) writeOptions.progress = options.progress;
     if (options.tags && options.tags.length > 0) writeOptions.tags = options.tags;
     const written = await writeArchive(destination, [{names: picked.names, root: result.image}], writeOptions);
     const {image: _image, dispose: _dispose, ...rest} = result;

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import {pipeline} from 'node:stream';
 import pLimit from 'p-limit';
 import {describeError, printable, SizeMismatchError} from '../errors.js';
 import {isMissingLayer} from '../formats/missing-layer.js';
@@ -6,6 +7,7 @@ import {listAbsent, listImages, type Archive, type Layer} from '../model/image.j
 import {formatPlatform} from '../model/platform.js';
 import {cleanPath} from '../tar/walk.js';
 import {scanLayer} from './layer-scan.js';
+import {progressMeter, silentProgress, type Progress} from './progress.js';
 
 export interface VerifyResult {
   ok: boolean;
@@ -20,7 +22,8 @@ export interface VerifyResult {
  * layer's entries for paths that escape the root. Configs and manifests were checked against their
  * descriptors while the archive was read. Layers run concurrently, each streamed once.
  */
-export async function verifyArchive(archive: Archive, options: {concurrency?: number} = {}): Promise<VerifyResult> {
+export async function verifyArchive(archive: Archive, options: {concurrency?: number; progress?: Progress} = {}): Promise<VerifyResult> {
+  const progress = options.progress ?? silentProgress;
   const problems: string[] = [...archive.problems];
   for (const {child, names} of listAbsent(archive)) {
     problems.push(`${names.join(', ') || 'index'}: ${child.descriptor.platform ? `platform ${formatPlatform(child.descriptor.platform)}: ` : ''}${child.absent ?? 'absent'}`);
@@ -33,6 +36,7 @@ export async function verifyArchive(archive: Archive, options: {concurrency?: nu
   // Entry names (and hardlink targets) per layer, in tar order, for the cross-layer link check.
   const entryLog = new Map<Layer, Array<[name: string, linkTarget?: string]>>();
   let bytes = 0;
+  progress.start('verifying', [...unique.values()].reduce((n, l) => n + (isMissingLayer(l) ? 0 : l.descriptor.size), 0));
   await Promise.all(
     [...unique.values()].map((layer) =>
       limit(async () => {
@@ -48,7 +52,7 @@ export async function verifyArchive(archive: Archive, options: {concurrency?: nu
         }
         const log: Array<[string, string?]> = [];
         try {
-          const result = await scanLayer(layer, async (entry) => {
+          const result = await scanLayer(metered(layer, (n) => progress.advance(n)), async (entry) => {
             log.push(entry.type === 'hardlink' ? [cleanPath(entry.name), cleanPath(entry.linkname)] : [cleanPath(entry.name)]);
           });
           problems.push(...result.problems);
@@ -74,6 +78,24 @@ export async function verifyArchive(archive: Archive, options: {concurrency?: nu
       }
     }
   }
+  progress.stop();
   const distinct = [...new Set(problems.map(printable))].sort();
   return {ok: distinct.length === 0, images: images.length, layers: unique.size, bytes, problems: distinct};
+}
+
+/** The layer with its stored bytes counted as they are read (progress); everything else is the layer's. */
+function metered(layer: Layer, onBytes: (bytes: number) => void): Layer {
+  const view: Layer = {
+    descriptor: layer.descriptor,
+    diffId: layer.diffId,
+    label: layer.label,
+    compression: () => layer.compression(),
+    openCompressed: () => {
+      const meter = progressMeter({start: () => {}, advance: onBytes, stop: () => {}});
+      pipeline(layer.openCompressed(), meter, () => {}); // errors surface on the meter, where the reader is
+      return meter;
+    },
+    openUncompressed: () => layer.openUncompressed(),
+  };
+  return layer.region ? {...view, region: layer.region} : view;
 }

@@ -8,7 +8,7 @@ import {BlobPool, type BlobJobResult} from '../io/blob-pool.js';
 import {FileRange} from '../io/byte-source.js';
 import {disposeTemp} from '../io/cleanup.js';
 import {makeTempDir} from '../io/input.js';
-import {ScratchLayer} from '../io/scratch-layer.js';
+import {isScratchLayer, ScratchLayer} from '../io/scratch-layer.js';
 import {runTranscode} from '../io/transcode.js';
 import {isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type IndexChild, type Layer} from '../model/image.js';
 import {isNondistributable, layerMediaType, MediaType, type Compression} from '../model/media-types.js';
@@ -86,6 +86,9 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   try {
     const replaced = await prepareLayers(planned, writer, {...options, signal}, output, note, concurrency, pool, progress);
     const final = replaceLayers(planned, primary, replaced);
+    // The writer consumes scratch layers (moves them into place, or removes them once copied): a
+    // check still reading one (squash's new layer) must be done first.
+    if (allImages(planned).some((image) => image.layers.some(isScratchLayer))) await contents;
     progress.start('writing', distinctLayerBytes(final.entries));
     const result = await writer.write(final.entries, output.tempPath, {primary: final.primary, concurrency, pool, onBytes: (n) => progress.advance(n), signal});
     await contents;

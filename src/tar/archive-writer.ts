@@ -2,7 +2,7 @@ import {open, unlink, type FileHandle} from 'node:fs/promises';
 import type {Readable} from 'node:stream';
 import pLimit from 'p-limit';
 import {FerryError, ioError, SizeMismatchError} from '../errors.js';
-import {executeJob, NEW_FILE, type BlobPool, type OnBytes, type Region} from '../io/blob-pool.js';
+import {executeJob, type BlobPool, type OnBytes, type Region} from '../io/blob-pool.js';
 import type {Digest} from '../model/digest.js';
 import {encodeHeader, END_OF_ARCHIVE, padding} from './write.js';
 
@@ -115,7 +115,7 @@ export async function copyBlobMember(member: Extract<Member, {type: 'blob'}>, ta
  * then the bodies are copied concurrently, each at its own offset.
  */
 export async function writeTarFile(path: string, members: Member[], options: MemberWriteOptions = {}): Promise<number> {
-  const handle = await open(path, NEW_FILE, 0o644).catch((e) => {
+  const handle = await open(path, 'wx', 0o644).catch((e) => {
     throw ioError(e, path);
   });
   const onBytes = options.onBytes ?? ((): void => {});

@@ -1,6 +1,6 @@
 /**
- * Progress bars: `ferry convert` draws one on stderr when stderr is a terminal, and nothing when it
- * is not, or with --quiet or --json. The terminal is a real pseudo-terminal from util-linux's
+ * Progress bars: `ferry convert` (and export, squash, verify) draws one on stderr when stderr is a terminal,
+ * and nothing when it is not, or with --quiet or --json. The terminal is a real pseudo-terminal from util-linux's
  * `script`, with stdout redirected to a file inside it, so what script captures is stderr alone.
  * Build first (`npm run build`).
  */
@@ -55,6 +55,28 @@ describe.skipIf(peerMissing('script', 'tar', 'sha256sum'))('progress on stderr',
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^wrote oci-archive:/);
+  });
+
+  it('export and squash draw their bars too, and nothing through a pipe', () => {
+    for (const [command, dest, phase] of [
+      ['export', path.join(tmp, 'rootfs.tar'), 'exporting'],
+      ['squash', `docker-archive:${path.join(tmp, 'squashed.tar')}`, 'squashing'],
+    ] as const) {
+      const r = underTerminal([command, source, dest], path.join(tmp, `${command}.stdout`));
+      expect(r.status, r.terminal).toBe(0);
+      expect(r.terminal).toMatch(new RegExp(`${phase} .*\\d+% \\| [\\d.]+/[\\d.]+ MiB \\| [\\d.]+ MiB/s \\| ETA`));
+      const piped = spawnSync(process.execPath, [BIN, command, source, `${dest}.2`, '--force'], {env: childEnv(), encoding: 'utf8'});
+      expect(piped.status, piped.stderr).toBe(0);
+      expect(piped.stderr).not.toContain('MiB/s');
+    }
+  });
+
+  it('verify draws one while it hashes, and prints only its result on stdout', () => {
+    const stdout = path.join(tmp, 'verify.stdout');
+    const r = underTerminal(['verify', source], stdout);
+    expect(r.status, r.terminal).toBe(0);
+    expect(r.terminal).toMatch(/verifying .*\d+% \| [\d.]+\/[\d.]+ MiB \| [\d.]+ MiB\/s \| ETA/);
+    expect(readFileSync(stdout, 'utf8')).toMatch(/^ok: 1 image\(s\), 2 layer\(s\), [\d.]+ MiB verified\n$/);
   });
 
   for (const flag of ['--quiet', '--json']) {

@@ -38,7 +38,14 @@ export const COMMAND_ARGS: Record<string, (source: string) => string[]> = {
   export: (s) => ['export', s, 'out/rootfs.tar'],
   ls: (s) => ['ls', s],
   cat: (s) => ['cat', s, '/etc/passwd'],
+  // import reads a rootfs tar (the cases given as rootfs:PATH) and writes an image.
+  import: (s) => ['import', s.replace(/^rootfs:/, ''), 'oci-archive:out/result.tar', '--tag', 'imported:1'],
 };
+
+/** Whether a command reads this kind of input at all (import takes only rootfs tars). */
+export function appliesTo(command: string, source: string): boolean {
+  return command !== 'import' || source.startsWith('rootfs:');
+}
 
 /** The commands of COMMAND_ARGS that exist in this tree (others are still being written). */
 export function availableCommands(): string[] {
@@ -48,7 +55,7 @@ export function availableCommands(): string[] {
   });
 }
 
-export const WRITERS = new Set(['convert', 'squash', 'export']);
+export const WRITERS = new Set(['convert', 'squash', 'export', 'import']);
 /** Commands that work on one image and need --image when an archive holds several. */
 export const SINGLE_IMAGE = new Set(['squash', 'export', 'ls', 'cat']);
 

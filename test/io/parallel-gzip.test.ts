@@ -63,6 +63,13 @@ describe('ParallelGzip', () => {
     expect(a.equals(b)).toBe(true);
   });
 
+  it('long runs of zeros (whose blocks deflate once and repeat) decompress exactly', async () => {
+    const input = Buffer.concat([text.subarray(0, 100_000), Buffer.alloc(6 * 65536 + 17), text.subarray(0, 5000), Buffer.alloc(4 * 65536)]);
+    const out = await gzipParallel(input, {blockSize: 65536});
+    expect(zlib.gunzipSync(out).equals(input)).toBe(true);
+    expect(gzipT(out)).toBe(0);
+  });
+
   it('handles empty input and inputs on block boundaries', async () => {
     for (const size of [0, 1, 65536, 65537, 131072]) {
       const input = text.subarray(0, size);

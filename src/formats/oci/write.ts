@@ -3,7 +3,6 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import {FerryError, ioError, SizeMismatchError} from '../../errors.js';
 import type {ArchiveEntry} from '../../model/image.js';
-import {NEW_FILE} from '../../io/blob-pool.js';
 import {copyBlobMember, type Member, type MemberWriteOptions} from '../../tar/archive-writer.js';
 import {layoutMembers, ociLayoutNames, planLayout, type FormatWriteOptions, type FormatWriteResult} from '../layout/write.js';
 
@@ -36,7 +35,7 @@ export async function writeMembersToDirectory(dir: string, members: readonly Mem
       limit(async () => {
         if (options.signal?.aborted) throw new FerryError('INTERRUPTED', `${dir}: writing aborted`);
         if (m.type === 'file') {
-          await writeFile(target(m.name), m.bytes, {flag: NEW_FILE, mode: 0o644}).catch((e) => {
+          await writeFile(target(m.name), m.bytes, {flag: 'wx', mode: 0o644}).catch((e) => {
             throw ioError(e, target(m.name));
           });
           bytes += m.bytes.length;
@@ -74,7 +73,7 @@ async function moveIntoPlace(m: Extract<Member, {type: 'blob'}>, file: string): 
 }
 
 async function copyStream(m: Extract<Member, {type: 'stream'}>, file: string, onBytes: (bytes: number) => void): Promise<number> {
-  const handle = await open(file, NEW_FILE, 0o644).catch((e) => {
+  const handle = await open(file, 'wx', 0o644).catch((e) => {
     throw ioError(e, file);
   });
   let got = 0;
