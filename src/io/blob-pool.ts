@@ -298,18 +298,22 @@ export class BlobPool {
       if (!this.#closed) this.#dispatch();
     };
     worker.on('error', fail);
-    worker.on('exit', (code) => {
-      if (!this.#closed && slot.current) fail(new Error(`exited with code ${code}`));
-    });
+    // A worker that is gone (however it went) leaves the pool, so no job is ever posted to it.
+    worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
     this.#slots.push(slot);
     return slot;
   }
 
-  /** Stops the workers; jobs still queued fail. */
+  /** Stops the workers; jobs still queued or running fail (after an error nobody waits for them). */
   async close(): Promise<void> {
     this.#closed = true;
     for (const p of this.#queue.splice(0)) p.reject(new FerryError('INTERRUPTED', 'blob pool closed before the job ran'));
-    await Promise.all(this.#slots.splice(0).map((s) => s.worker.terminate()));
+    const slots = this.#slots.splice(0);
+    for (const slot of slots) {
+      slot.current?.reject(new FerryError('INTERRUPTED', 'blob pool closed while the job ran'));
+      slot.current = undefined;
+    }
+    await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 }
 

@@ -21,18 +21,24 @@ export function removeAllPending(): void {
   pending.clear();
 }
 
-/**
- * Installs the exit and signal handlers (idempotent). The CLI calls it at start, so a Ctrl-C that
- * comes before the first temp file still exits 130/143 with one line, not a bare signal death.
- */
-export function installCleanup(): void {
-  install();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', removeAllPending);
 }
 
-function install(): void {
+/**
+ * Installs the signal handlers (idempotent): on SIGINT/SIGTERM/SIGHUP, remove every pending temp path,
+ * print one line and exit 130/143/129. The CLI calls it at start, so a Ctrl-C that comes before the
+ * first temp file still exits with one line. Library code never installs them by itself (a process
+ * embedding ferry owns its signals); it only registers temps, removed at exit or by their owner.
+ */
+export function installCleanup(): void {
+  installExitHook();
   if (installed) return;
   installed = true;
-  process.on('exit', removeAllPending);
   for (const [signal, code] of Object.entries(SIGNALS)) {
     process.on(signal, () => {
       removeAllPending();
@@ -43,7 +49,7 @@ function install(): void {
 }
 
 export function registerTemp(path: string): void {
-  install();
+  installExitHook();
   pending.add(path);
 }
 

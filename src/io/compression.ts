@@ -1,8 +1,7 @@
 import {spawn} from 'node:child_process';
 import {Duplex, Transform, type TransformCallback} from 'node:stream';
 import zlib from 'node:zlib';
-import {CompressStream} from 'zstd-napi';
-import zstdBinding from 'zstd-napi/binding.js';
+import {createRequire} from 'node:module';
 import {FerryError} from '../errors.js';
 import {ParallelGzip} from './parallel-gzip.js';
 import type {Compression} from '../model/media-types.js';
@@ -108,6 +107,7 @@ export function decompressor(compression: Compression, label: string): Duplex {
  * each output buffer is yielded from an async generator, so nothing is inflated until it is wanted.
  */
 function zstdDecompressor(label: string): Duplex {
+  const zstdBinding = zstdNative();
   const outSize = zstdBinding.dStreamOutSize();
   return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
     const dctx = new zstdBinding.DCtx();
@@ -133,6 +133,16 @@ function zstdDecompressor(label: string): Duplex {
     }
     if (inFrame) throw new FerryError('BAD_ARCHIVE', `${label}: corrupt zstd data (truncated)`);
   });
+}
+
+/**
+ * zstd-napi's native binding, loaded the first time zstd data is met: loading it costs ~15 ms of
+ * every start-up, and most commands never see zstd.
+ */
+let zstdLoaded: typeof import('zstd-napi/binding.js') | undefined;
+function zstdNative(): typeof import('zstd-napi/binding.js') {
+  zstdLoaded ??= createRequire(import.meta.url)('zstd-napi/binding.js') as typeof import('zstd-napi/binding.js');
+  return zstdLoaded;
 }
 
 /** Decompressor with a bomb guard; `source` is the compressed stream. */
@@ -161,5 +171,6 @@ function wrapErrors<T extends Duplex>(stream: T, label: string, kind: string): T
 export function compressor(compression: 'gzip' | 'zstd', level?: number): Transform {
   // Parallel blocks (pigz-style): one standard gzip member, deterministic, every core busy.
   if (compression === 'gzip') return new ParallelGzip(level === undefined ? {} : {level});
+  const {CompressStream} = createRequire(import.meta.url)('zstd-napi') as typeof import('zstd-napi');
   return new CompressStream({compressionLevel: level ?? 3, checksumFlag: false});
 }

@@ -44,6 +44,12 @@ function argsFor(c: HostileCase, command: string): string[] {
   return c.image && SINGLE_IMAGE.has(command) ? [...args, '--image', c.image] : args;
 }
 
+/** Like Promise.all, but waits for every run to end before failing (none may outlive the cleanup). */
+async function settled(work: Array<Promise<unknown>>): Promise<void> {
+  const failed = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 beforeAll(async () => {
   root = mkdtempSync(path.join(os.tmpdir(), 'ferry-hostile-'));
   const corpus = path.join(root, 'corpus');
@@ -51,9 +57,9 @@ beforeAll(async () => {
   corpusBefore = snapshot(corpus);
   const limit = pLimit(Math.max(2, os.availableParallelism()));
   const sandboxes = path.join(root, 'runs');
-  await Promise.all(cases.flatMap((c) => commands.filter((command) => appliesTo(command, c.source)).map((command) => limit(async () => results.set(key(c, command), await runCase(c, inputsOf(path.join(corpus, c.id)), sandboxes, command, argsFor(c, command)))))));
+  await settled(cases.flatMap((c) => commands.filter((command) => appliesTo(command, c.source)).map((command) => limit(async () => results.set(key(c, command), await runCase(c, inputsOf(path.join(corpus, c.id)), sandboxes, command, argsFor(c, command)))))));
   // A writer's repaired output must itself be sound.
-  await Promise.all(
+  await settled(
     cases.flatMap((c) =>
       commands
         .filter((command) => appliesTo(command, c.source) && WRITERS.has(command) && expected(c, command) === 'repair')
@@ -159,7 +165,7 @@ function writeDocs(): void {
   out.push('a failure exits 1 with one `ferry: …` line, prints nothing on stdout, and leaves no output, no temp');
   out.push('file and nothing outside the destination. See "Rules" below for the limits and path policy.');
   out.push('');
-  out.push(`Commands run: ${commands.map((c) => `\`${c}\``).join(', ')}. Outcomes: **fail** = exit 1 naming the problem; **ok** = exit 0 (the command never reads the damaged part); **repair** = exit 0 with a \`ferry: warning:\` line and an output that verifies.`);
+  out.push(`Commands run: ${commands.map((c) => `\`${c}\``).join(', ')}. Outcomes: **fail** = exit 1 naming the problem; **ok** = exit 0 (the command never reads the damaged part); **repair** = exit 0 with a \`ferry: warning:\` line and an output that verifies; – = the command does not take this input (\`import\` reads rootfs tars only).`);
   out.push('');
   out.push(`| case | what is broken | origin | ${commands.join(' | ')} | ferry's message (\`verify\`) |`);
   out.push(`|---|---|---|${commands.map(() => '---|').join('')}---|`);
