@@ -2,7 +2,7 @@ import os from 'node:os';
 import {pipeline} from 'node:stream';
 import pLimit from 'p-limit';
 import {describeError, printable, SizeMismatchError} from '../errors.js';
-import {isMissingLayer} from '../formats/missing-layer.js';
+import {isMissingLayer} from '../io/missing-layer.js';
 import {listAbsent, listImages, type Archive, type Layer} from '../model/image.js';
 import {formatPlatform} from '../model/platform.js';
 import {cleanPath} from '../tar/walk.js';

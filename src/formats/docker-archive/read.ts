@@ -10,7 +10,7 @@ import {isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type Layer
 import {layerMediaType, MediaType} from '../../model/media-types.js';
 import {sameReference} from '../../model/reference.js';
 import {isOciLayout, readLayoutEntries} from '../layout/read.js';
-import {MissingLayer} from '../missing-layer.js';
+import {MissingLayer} from '../../io/missing-layer.js';
 import {cleanPath} from '../../tar/walk.js';
 import {createHash} from 'node:crypto';
 

@@ -3,7 +3,7 @@ import type {FileRange} from '../../io/byte-source.js';
 import {RangeLayer} from '../../io/blob-layer.js';
 import type {FileTree} from '../../io/file-tree.js';
 import {MAX_INDEX_DEPTH, MAX_JSON_BYTES} from '../../io/limits.js';
-import {MissingLayer} from '../missing-layer.js';
+import {MissingLayer} from '../../io/missing-layer.js';
 import {configPlatform, parseConfig, parseJson} from '../../model/config.js';
 import {isRecord, parseDescriptor, type Descriptor} from '../../model/descriptor.js';
 import {sha256Of, splitDigest, type Digest} from '../../model/digest.js';

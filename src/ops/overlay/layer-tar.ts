@@ -1,7 +1,7 @@
 import {open, type FileHandle} from 'node:fs/promises';
 import {FerryError, ioError} from '../../errors.js';
 import {StreamReader, truncated, type ByteReader} from '../../io/byte-reader.js';
-import {isMissingLayer} from '../../formats/missing-layer.js';
+import {isMissingLayer} from '../../io/missing-layer.js';
 import type {FileRegion, Layer} from '../../model/image.js';
 
 /** A layer's tar opened for one sequential pass. */
