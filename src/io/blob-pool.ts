@@ -109,31 +109,40 @@ export async function runCopy(job: CopyJob, onBytes: OnBytes = () => {}): Promis
     // A new file gets its length first: no write extends it, and a run of zeros left as a hole at
     // its end still counts.
     if (target.offset === undefined && size > 0) await output.truncate(size);
-    const buffers = [Buffer.allocUnsafeSlow(Math.min(CHUNK, size)), Buffer.allocUnsafeSlow(Math.min(CHUNK, size))] as const;
-    const readAt = (index: 0 | 1, position: number): Promise<Buffer> =>
-      readFull(input, buffers[index], Math.min(CHUNK, size - position), source.offset + position).catch((e) => {
+    // Three buffers in rotation: one being read ahead, one being hashed, one being written behind.
+    const buffers = [0, 1, 2].map(() => Buffer.allocUnsafeSlow(Math.min(CHUNK, size)));
+    const writes: Array<Promise<void>> = [Promise.resolve(), Promise.resolve(), Promise.resolve()];
+    const readInto = async (index: number, position: number): Promise<Buffer> => {
+      await writes[index]; // the buffer's last write must be done before it is refilled
+      return readFull(input, buffers[index]!, Math.min(CHUNK, size - position), source.offset + position).catch((e) => {
         throw ioError(e, source.label);
       });
+    };
     let done = 0;
-    let index: 0 | 1 = 0;
-    let next = size > 0 ? readAt(0, 0) : undefined;
+    let index = 0;
+    let next = size > 0 ? readInto(0, 0) : undefined;
     while (next) {
       const chunk = await next;
       if (chunk.length === 0) throw new FerryError('BAD_ARCHIVE', `${source.label}: truncated: the file ends after ${done} of ${size} bytes`);
       const at = done;
+      const current = index;
       done += chunk.length;
-      index = index === 0 ? 1 : 0;
-      next = done < size ? readAt(index, done) : undefined;
+      index = (index + 1) % 3;
+      next = done < size ? readInto(index, done) : undefined;
+      next?.catch(() => {}); // surfaced when awaited
       hash?.update(chunk);
       // Zeros are not written: the target is a new file or a region of one ferry is writing, never
       // written before, so a hole reads back as the same zeros (SparseWriter).
-      if (chunk.length < 4096 || !isAllZero(chunk)) {
-        await writeFull(output, chunk, base + at).catch((e) => {
+      if (chunk.length >= 4096 && isAllZero(chunk)) writes[current] = Promise.resolve();
+      else {
+        writes[current] = writeFull(output, chunk, base + at).catch((e) => {
           throw ioError(e, target.path);
         });
+        writes[current]!.catch(() => {}); // surfaced below or when the buffer comes round again
       }
       onBytes(chunk.length);
     }
+    await Promise.all(writes);
     if (verify && hash) {
       const actual = `${verify.digest.slice(0, verify.digest.indexOf(':'))}:${hash.digest('hex')}` as Digest;
       if (actual !== verify.digest) throw new DigestMismatchError(verify.what, verify.digest, actual);

@@ -117,8 +117,8 @@ export class GzipBlockEncoder {
       // A full block of zeros after zeros deflates to the same bytes every time (zlib is
       // deterministic): done once, not 8000 times for a sparse 8 GB layer (50 s of CPU).
       const repeatsZeros = length === this.#blockSize && !isLast && dictionary.length === WINDOW && isAllZero(data) && isAllZero(dictionary);
-      if (repeatsZeros) output = this.#zeroBlock ??= deflateBlock(data, dictionary, this.#level, false, this.#blockSize);
-      else output = deflateBlock(data, dictionary, this.#level, isLast, this.#blockSize);
+      if (repeatsZeros) output = this.#zeroBlock ??= deflateBlock(data, dictionary, this.#level, false);
+      else output = deflateBlock(data, dictionary, this.#level, isLast);
     }
     this.#queue.push({block, output, length, isLast});
     while (this.#queue.length >= this.#concurrency) await this.#emitOldest();
@@ -149,9 +149,9 @@ export class GzipBlockEncoder {
   }
 }
 
-function deflateBlock(data: Buffer, dictionary: Buffer, level: number, isLast: boolean, blockSize: number): Promise<Buffer> {
-  // One output chunk per block in the common case: zlib calls back once per chunk it fills.
-  const options: zlib.ZlibOptions = {level, finishFlush: isLast ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH, memLevel: 8, windowBits: 15, strategy: zlib.constants.Z_DEFAULT_STRATEGY, chunkSize: Math.max(64 * 1024, blockSize >> 1)};
+function deflateBlock(data: Buffer, dictionary: Buffer, level: number, isLast: boolean): Promise<Buffer> {
+  // Blocks deflated here compress (incompressible ones are stored): a few 64 KiB output chunks each.
+  const options: zlib.ZlibOptions = {level, finishFlush: isLast ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH, memLevel: 8, windowBits: 15, strategy: zlib.constants.Z_DEFAULT_STRATEGY, chunkSize: 64 * 1024};
   if (dictionary.length > 0) options.dictionary = dictionary;
   return new Promise((resolve, reject) => zlib.deflateRaw(data, options, (error, result) => (error ? reject(error) : resolve(result))));
 }
