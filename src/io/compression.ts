@@ -3,7 +3,6 @@ import {Duplex, Transform, type TransformCallback} from 'node:stream';
 import zlib from 'node:zlib';
 import {createRequire} from 'node:module';
 import {FerryError} from '../errors.js';
-import {ParallelGzip} from './parallel-gzip.js';
 import type {Compression} from '../model/media-types.js';
 
 /** Magic numbers (FORMATS.md §8). The extension is never trusted. */
@@ -165,12 +164,4 @@ function wrapErrors<T extends Duplex>(stream: T, label: string, kind: string): T
     });
   };
   return stream;
-}
-
-/** Deterministic compressors: fixed parameters, no timestamps or names in the output. */
-export function compressor(compression: 'gzip' | 'zstd', level?: number): Transform {
-  // Parallel blocks (pigz-style): one standard gzip member, deterministic, every core busy.
-  if (compression === 'gzip') return new ParallelGzip(level === undefined ? {} : {level});
-  const {CompressStream} = createRequire(import.meta.url)('zstd-napi') as typeof import('zstd-napi');
-  return new CompressStream({compressionLevel: level ?? 3, checksumFlag: false});
 }
