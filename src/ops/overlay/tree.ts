@@ -19,15 +19,16 @@ export interface ContentSource {
  * (hard links), all sharing this object, so a change through one name is seen through all.
  */
 export class Inode {
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: number;
-  mtimeText: string | undefined;
-  uname: string;
-  gname: string;
+  // Assigned in the constructor through #assign (definite assignment).
+  mode!: number;
+  uid!: number;
+  gid!: number;
+  mtime!: number;
+  mtimeText!: string | undefined;
+  uname!: string;
+  gname!: string;
   /** PAX records to carry into output (xattrs and other non-derived keys); undefined when none. */
-  pax: PaxRecords | undefined;
+  pax!: PaxRecords | undefined;
   /** Symlink target. */
   linkname = '';
   devmajor = 0;
@@ -52,19 +53,18 @@ export class Inode {
     attrs: Attributes,
     createdAt: number,
   ) {
-    this.mode = attrs.mode;
-    this.uid = attrs.uid;
-    this.gid = attrs.gid;
-    this.mtime = attrs.mtime;
-    this.mtimeText = attrs.mtimeText;
-    this.uname = attrs.uname;
-    this.gname = attrs.gname;
-    this.pax = attrs.pax;
+    this.#assign(attrs);
     this.createdAt = createdAt;
     this.changedAt = createdAt;
   }
 
   setAttributes(attrs: Attributes, layer: number): void {
+    this.#assign(attrs);
+    this.changedAt = layer;
+    this.headerIntact = false;
+  }
+
+  #assign(attrs: Attributes): void {
     this.mode = attrs.mode;
     this.uid = attrs.uid;
     this.gid = attrs.gid;
@@ -73,8 +73,6 @@ export class Inode {
     this.uname = attrs.uname;
     this.gname = attrs.gname;
     this.pax = attrs.pax;
-    this.changedAt = layer;
-    this.headerIntact = false;
   }
 }
 
