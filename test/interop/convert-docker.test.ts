@@ -10,7 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {convertArchive} from '../../src/ops/convert.js';
 import {buildBusyboxArchive, makePodman, startContainerd, startDockerd, type Containerd, type Dockerd, runOk, runRaw} from '../helpers/daemons.js';
 import {peerMissing} from '../helpers/peers.js';
-import {ArchiveView, canonicalName, describeArchive, FIXTURES, makeMultiPlatformLayout, makeTmp, removeTmp, skopeoConfigDigest, tarDirectory, type ExpectedImage} from '../ops/convert-fixtures.js';
+import {ArchiveView, canonicalName, expectPodmanLoads, describeArchive, FIXTURES, makeMultiPlatformLayout, makeTmp, removeTmp, skopeoConfigDigest, tarDirectory, type ExpectedImage} from '../ops/convert-fixtures.js';
 
 const BB_NAME = 'ferry-test/bb:1';
 const LAYERS = [{'hello.txt': 'hello from layer 1\n', 'etc/motd': 'first\n'}, {'hello.txt': 'overwritten in layer 2\n', 'srv/run.sh': {content: '#!/bin/sh\necho ran\n', mode: 0o755}}];
@@ -190,15 +190,7 @@ describe.skipIf(peerMissing('dockerd', 'containerd', 'ctr', 'buildah', 'podman',
     view.close();
     expect(listed).toContain(manifestDigest);
     // podman 4.3 (reads the OCI view; io.containerd.image.name gives the full name)
-    const podman = makePodman();
-    try {
-      expect(podman.run(['load', '-i', out])).toContain(`Loaded image: ${canonicalName(BB_NAME)}`);
-      const inspected = JSON.parse(podman.run(['image', 'inspect', canonicalName(BB_NAME)])) as Array<{Id: string; RootFS: {Layers: string[]}}>;
-      expect(`sha256:${inspected[0]!.Id}`).toBe(expected.configDigest);
-      expect(inspected[0]!.RootFS.Layers).toEqual(expected.diffIds);
-    } finally {
-      await podman.cleanup();
-    }
+    await expectPodmanLoads(out, BB_NAME, expected);
     // skopeo 1.9 reads it as both forms and sees the same config bytes
     expect(skopeoConfigDigest(`docker-archive:${out}`)).toBe(expected.configDigest);
     expect(skopeoConfigDigest(`oci-archive:${out}`)).toBe(expected.configDigest);

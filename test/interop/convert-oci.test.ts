@@ -10,7 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {convertArchive} from '../../src/ops/convert.js';
 import {buildBusyboxArchive, makePodman, runRaw} from '../helpers/daemons.js';
 import {peerMissing} from '../helpers/peers.js';
-import {ArchiveView, canonicalName, describeArchive, FIXTURES, makeMultiPlatformLayout, makeTmp, OCI_INDEX, removeTmp, sha256, skopeoConfigDigest, skopeoManifest, tarDirectory, type ExpectedImage} from '../ops/convert-fixtures.js';
+import {ArchiveView, canonicalName, expectPodmanLoads, describeArchive, FIXTURES, makeMultiPlatformLayout, makeTmp, OCI_INDEX, removeTmp, sha256, skopeoConfigDigest, skopeoManifest, tarDirectory, type ExpectedImage} from '../ops/convert-fixtures.js';
 
 const BB_NAME = 'ferry-test/bb-oci:1';
 const LAYERS = [{'hello.txt': 'hello from layer 1\n'}, {'hello.txt': 'layer 2 wins\n', 'etc/motd': 'motd\n'}];
@@ -60,15 +60,7 @@ describe.skipIf(peerMissing('skopeo', 'umoci', 'oci-image-tool', 'podman', 'buil
   it('oci-archive: podman load, and skopeo copy oci-archive:… docker-archive:… keeps the config', async () => {
     const out = path.join(tmp, 'bb.oci.tar');
     await convertArchive(busybox, `oci-archive:${out}`, {tags: [BB_NAME]});
-    const podman = makePodman();
-    try {
-      expect(podman.run(['load', '-i', out])).toContain(`Loaded image: ${canonicalName(BB_NAME)}`);
-      const inspected = JSON.parse(podman.run(['image', 'inspect', canonicalName(BB_NAME)])) as Array<{Id: string; RootFS: {Layers: string[]}}>;
-      expect(`sha256:${inspected[0]!.Id}`).toBe(expected.configDigest);
-      expect(inspected[0]!.RootFS.Layers).toEqual(expected.diffIds);
-    } finally {
-      await podman.cleanup();
-    }
+    await expectPodmanLoads(out, BB_NAME, expected);
     const copied = path.join(tmp, 'bb.skopeo-copied.tar');
     const r = runRaw('skopeo', ['copy', '-q', `oci-archive:${out}`, `docker-archive:${copied}:${BB_NAME}`]);
     expect(r.status, r.stderr).toBe(0);

@@ -8,6 +8,8 @@ import {createHash} from 'node:crypto';
 import {cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import {expect} from 'vitest';
+import {makePodman} from '../helpers/daemons.js';
 
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -260,4 +262,17 @@ export function makeRandomDockerArchive(dir: string, name: string, sizes: number
   exec('tar', ['--sort=name', '-C', work, '-cf', out, '.']);
   rmSync(work, {recursive: true, force: true});
   return out;
+}
+
+/** `podman load` of `archive` (private root) names the image `name` and reports the expected image ID and diffIDs. */
+export async function expectPodmanLoads(archive: string, name: string, expected: Pick<ExpectedImage, 'configDigest' | 'diffIds'>): Promise<void> {
+  const podman = makePodman();
+  try {
+    expect(podman.run(['load', '-i', archive])).toContain(`Loaded image: ${canonicalName(name)}`);
+    const inspected = JSON.parse(podman.run(['image', 'inspect', canonicalName(name)])) as Array<{Id: string; RootFS: {Layers: string[]}}>;
+    expect(`sha256:${inspected[0]!.Id}`).toBe(expected.configDigest);
+    expect(inspected[0]!.RootFS.Layers).toEqual(expected.diffIds);
+  } finally {
+    await podman.cleanup();
+  }
 }
