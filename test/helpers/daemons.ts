@@ -56,19 +56,26 @@ function tempRoot(prefix: string): string {
 export interface Dockerd {
   sock: string;
   host: string;
+  /** The daemon's private temp root (data, exec root, client config). */
+  root: string;
   docker(args: string[], opts?: {input?: Buffer | string}): string;
   dockerRaw(args: string[], opts?: {input?: Buffer | string}): RunResult;
   stop(): Promise<void>;
 }
 
-export async function startDockerd(): Promise<Dockerd> {
+export interface DockerdOptions {
+  /** Extra dockerd flags (e.g. `--experimental`, `--insecure-registry 127.0.0.1:5000`). */
+  extraArgs?: string[];
+}
+
+export async function startDockerd(options: DockerdOptions = {}): Promise<Dockerd> {
   const root = tempRoot('fdk-');
   const sock = path.join(root, 'docker.sock');
   const host = `unix://${sock}`;
   const logFile = path.join(root, 'dockerd.log');
   const child = spawn(
     'dockerd',
-    ['--storage-driver', 'vfs', '--iptables=false', '--ip6tables=false', '--bridge=none', '--ip-forward=false', '--ip-masq=false', '-H', host, '--data-root', path.join(root, 'data'), '--exec-root', path.join(root, 'exec'), '--pidfile', path.join(root, 'docker.pid')],
+    ['--storage-driver', 'vfs', '--iptables=false', '--ip6tables=false', '--bridge=none', '--ip-forward=false', '--ip-masq=false', '-H', host, '--data-root', path.join(root, 'data'), '--exec-root', path.join(root, 'exec'), '--pidfile', path.join(root, 'docker.pid'), ...(options.extraArgs ?? [])],
     {stdio: ['ignore', 'ignore', 'ignore'], detached: false},
   );
   const env = {...process.env, DOCKER_HOST: host, DOCKER_CONFIG: path.join(root, 'client')};
@@ -89,7 +96,7 @@ export async function startDockerd(): Promise<Dockerd> {
     await stop();
     throw e;
   }
-  return {sock, host, docker, dockerRaw, stop};
+  return {sock, host, root, docker, dockerRaw, stop};
 }
 
 export interface Containerd {
