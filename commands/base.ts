@@ -1,12 +1,9 @@
-import {Command, Flags} from '@oclif/core';
-import {describeError, exitCodeFor, FerryError, ioError, printable} from '../src/errors.js';
-import {installCleanup} from '../src/io/cleanup.js';
+import {Command, Errors, Flags} from '@oclif/core';
+import {describeError, EXIT_CODES, exitCodeFor, FerryError, ioError, printable} from '../src/errors.js';
+import {resolveSettings, type Settings} from '../src/settings.js';
+import {installSignalCleanup} from './cleanup.js';
+import {debugRequested, settingsFromEnvironment} from './environment.js';
 
-/**
- * Every ferry command: errors become one `ferry: …` line on stderr and an exit code from
- * `exitCodeFor` (2 usage, 1 everything else, 130/143 signals); stack traces only with FERRY_DEBUG=1.
- * stdout carries results only.
- */
 /**
  * A failed write to stdout (a full disk behind `> file`, /dev/full): oclif's own listener rethrows
  * it as an uncaught exception with a stack trace. Ours records it once, as one line: the command's
@@ -29,17 +26,37 @@ function reportStdoutFailure(): void {
   process.exitCode = 1;
 }
 
+// oclif's own constraints on parse() (lib/interfaces/parser.d.ts FlagOutput/ArgOutput, not exported):
+// `any` because the override must accept exactly what Command.parse accepts.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type FlagOutput = {[name: string]: any};
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type ArgOutput = {[name: string]: any};
+
+/**
+ * Every ferry command: settings from the environment (commands/environment.ts), errors as one
+ * `ferry: …` line on stderr with the exit code of their error code (src/errors.ts EXIT_CODES; oclif's
+ * own parse errors are usage errors, package.json oclif.exitCodes), stack traces only with
+ * FERRY_DEBUG=1. stdout carries results only; with --json, a failure is a JSON document there too.
+ */
 export abstract class FerryCommand extends Command {
   static override baseFlags = {
     quiet: Flags.boolean({char: 'q', description: 'Print no progress or notes on stderr.', default: false}),
   };
 
+  /** Whether a failure prints a JSON document with --json (commands opt in). */
+  protected jsonOnFailure = false;
+  /** Library settings (limits, temp dir, workers) from FERRY_* variables. */
+  protected settings!: Settings;
+  #quiet = false;
+
   override async init(): Promise<void> {
     await super.init();
-    installCleanup();
+    installSignalCleanup();
     process.stdout.removeAllListeners('error');
     process.stdout.on('error', onStdoutError);
     process.once('exit', reportStdoutFailure);
+    this.settings = resolveSettings(settingsFromEnvironment(process.env));
   }
 
   override async finally(error: Error | undefined): Promise<unknown> {
@@ -47,36 +64,46 @@ export abstract class FerryCommand extends Command {
     return super.finally(error);
   }
 
-  /** Notes and warnings go to stderr, never stdout. */
+  protected override async parse<F extends FlagOutput, B extends FlagOutput, A extends ArgOutput>(
+    options?: Interfaces.Input<F, B, A>,
+    argv?: string[],
+  ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    const result = await super.parse(options, argv);
+    this.#quiet = (result.flags as {quiet?: boolean}).quiet === true;
+    return result;
+  }
+
+  /** Notes and warnings go to stderr, never stdout; --quiet drops them. */
   protected note(message: string): void {
-    if (!this.quietRequested()) process.stderr.write(`ferry: ${printable(message.replace(/\s*\n\s*/g, ' '))}\n`);
+    if (!this.#quiet) process.stderr.write(`ferry: ${printable(message.replace(/\s*\n\s*/g, ' '))}\n`);
   }
 
-  protected quietRequested(): boolean {
-    return this.argv.includes('--quiet') || this.argv.includes('-q');
+  /** oclif's colorizing tokenizer is quadratic on big documents (an `ls --json` of 100k paths): plain JSON. */
+  override logJson(json: unknown): void {
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
   }
 
-  protected writeJson(value: unknown): void {
-    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  /** What --json prints when the command fails: `ok: false` and the error as the one problem. */
+  override toErrorJson(error: unknown): unknown {
+    const message = describeError(error);
+    return {ok: false, error: {code: error instanceof FerryError ? error.code : 'ERROR', message}, problems: [message]};
   }
 
   protected override async catch(error: Error & {oclif?: {exit?: number}; exitCode?: number}): Promise<unknown> {
-    // oclif's own parse errors (unknown flag, missing arg) carry exit 2: usage errors.
-    const oclifExit = error.oclif?.exit;
     // The error is the whole story: without this, oclif adds a "did not parse its arguments" warning
-    // to stderr after a parse error when NODE_ENV is development or test.
+    // after a parse error when NODE_ENV is development or test.
     this.parsed = true;
-    const code = error instanceof FerryError ? exitCodeFor(error) : typeof oclifExit === 'number' ? (oclifExit === 2 || isParseError(error) ? 2 : oclifExit) : isParseError(error) ? 2 : 1;
+    const oclifExit = error.oclif?.exit;
+    // Every parse error is a usage error; some (an invalid option value) carry no exit code of their own.
+    const code = error instanceof FerryError ? exitCodeFor(error) : error instanceof Errors.CLIError && error.constructor.name.endsWith('Error') && /Parse|Flag|Arg/.test(error.constructor.name) ? 2 : typeof oclifExit === 'number' ? oclifExit : 1;
     if (code === 0) return undefined; // oclif's exit(0) (help/version)
     const message = describeError(error);
     if (message === stdoutFailure) stdoutReported = true;
+    // A command that ran and failed still answers --json with a document; a usage error ran nothing.
+    if (this.jsonEnabled() && code !== EXIT_CODES.USAGE && this.jsonOnFailure) this.logJson(this.toErrorJson(error));
     process.stderr.write(`ferry: ${message}\n`);
-    if (process.env.FERRY_DEBUG === '1' && error.stack) process.stderr.write(`${error.stack}\n`);
+    if (debugRequested(process.env) && error.stack) process.stderr.write(`${error.stack}\n`);
     process.exitCode = code;
     return undefined;
   }
-}
-
-function isParseError(error: Error): boolean {
-  return /Parse|Flag|Arg|Missing|Unexpected|Nonexistent/.test(error.constructor?.name ?? '') || /^(Missing|Unexpected|Nonexistent|Expected)/.test(error.message);
 }

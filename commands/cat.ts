@@ -1,7 +1,8 @@
 import {Args, Flags} from '@oclif/core';
-import {UsageError} from '../src/errors.js';
+import {pipeline} from 'node:stream/promises';
+import {ioError, UsageError} from '../src/errors.js';
 import {catFile} from '../src/ops/cat.js';
-import {openArchive} from '../src/transports.js';
+import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
 
 export default class Cat extends FerryCommand {
@@ -20,9 +21,12 @@ export default class Cat extends FerryCommand {
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Cat);
     if (args.source === '-' && args.path === '-') throw new UsageError('PATH is a file inside the image, not -');
-    const archive = await openArchive(args.source);
+    const archive = await openArchive(args.source, {settings: this.settings, stdin: process.stdin});
     try {
-      const result = await catFile(archive, args.path, {images: flags.image === undefined ? [] : [flags.image]});
+      const result = await catFile(archive, args.path, {images: flags.image === undefined ? [] : [flags.image], note: (m) => this.note(m)});
+      await pipeline(result.stream, process.stdout, {end: false}).catch((e: unknown) => {
+        throw ioError(e, 'stdout');
+      });
       for (const w of [...archive.warnings, ...result.warnings]) this.note(`warning: ${w}`);
     } finally {
       await archive.close();

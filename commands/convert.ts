@@ -1,9 +1,9 @@
 import {Args, Flags} from '@oclif/core';
 import {UsageError} from '../src/errors.js';
 import {parsePlatform} from '../src/model/platform.js';
-import {convertArchive} from '../src/ops/convert.js';
-import {humanSize} from '../src/ops/inspect.js';
-import {parseDestination} from '../src/transports.js';
+import {convertArchive, type ConvertSummary} from '../src/ops/convert.js';
+import {humanSize} from '../src/ops/format.js';
+import {parseDestination} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
 import {progressFor} from './progress.js';
 
@@ -14,6 +14,7 @@ export default class Convert extends FerryCommand {
     'The default docker-archive output is an OCI layout with manifest.json beside it: docker (any version), containerd/ctr/k3s/kind, podman, skopeo and umoci all load it.',
     'The output is written under a temp name beside DEST and renamed at the end; an existing DEST is refused unless --force.',
   ].join('\n\n');
+  static override enableJsonFlag = true;
   static override examples = [
     '<%= config.bin %> convert image.tar oci-archive:image.oci.tar',
     '<%= config.bin %> convert oci:./layout docker-archive:image.tar --tag registry.example/app:1.2',
@@ -31,13 +32,13 @@ export default class Convert extends FerryCommand {
     platform: Flags.string({description: 'Pick this os/arch[/variant] from multi-platform indexes.'}),
     'docker-layout': Flags.string({description: 'docker-archive layout: oci (Docker 25+: loads everywhere) or legacy (Docker <=24).', options: ['oci', 'legacy']}),
     force: Flags.boolean({description: 'Replace an existing destination.', default: false}),
-    json: Flags.boolean({description: 'Print the result as JSON.', default: false}),
   };
 
-  async run(): Promise<void> {
+  async run(): Promise<ConvertSummary> {
     const {args, flags} = await this.parse(Convert);
+    const json = this.jsonEnabled();
     const dest = parseDestination(args.destination);
-    if (flags.json && dest.path === '-') throw new UsageError('--json prints to stdout, which already carries the archive (DEST -)');
+    if (json && dest.path === '-') throw new UsageError('--json prints to stdout, which already carries the archive (DEST -)');
     const platform = flags.platform === undefined ? undefined : parsePlatform(flags.platform);
     const summary = await convertArchive(args.source, args.destination, {
       images: flags.image ?? [],
@@ -47,9 +48,12 @@ export default class Convert extends FerryCommand {
       ...(platform ? {platform} : {}),
       force: flags.force,
       note: (m) => this.note(m),
-      progress: progressFor({quiet: flags.quiet, json: flags.json}),
+      progress: progressFor({quiet: flags.quiet, json}),
+      settings: this.settings,
+      stdin: process.stdin,
+      stdout: process.stdout,
     });
-    if (flags.json) this.writeJson(summary);
-    else if (dest.path !== '-') process.stdout.write(`wrote ${summary.format}:${summary.path}: ${summary.images} image(s), ${summary.blobs} blob(s), ${humanSize(summary.bytes)}\n`);
+    if (!json && dest.path !== '-') process.stdout.write(`wrote ${summary.format}:${summary.path}: ${summary.images} image(s), ${summary.blobs} blob(s), ${humanSize(summary.bytes)}\n`);
+    return summary;
   }
 }

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core';
 import {exportImage} from '../src/ops/flatten.js';
-import {humanSize} from '../src/ops/inspect.js';
-import {openArchive} from '../src/transports.js';
+import {humanSize} from '../src/ops/format.js';
+import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
 import {progressFor} from './progress.js';
 
@@ -24,9 +24,16 @@ export default class Export extends FerryCommand {
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Export);
-    const archive = await openArchive(args.source);
+    const archive = await openArchive(args.source, {settings: this.settings, stdin: process.stdin});
     try {
-      const summary = await exportImage(archive, args.destination, {images: flags.image === undefined ? [] : [flags.image], force: flags.force, progress: progressFor({quiet: flags.quiet})});
+      const summary = await exportImage(archive, args.destination, {
+        images: flags.image === undefined ? [] : [flags.image],
+        force: flags.force,
+        progress: progressFor({quiet: flags.quiet}),
+        settings: this.settings,
+        stdout: process.stdout,
+        note: (m) => this.note(m),
+      });
       for (const w of [...archive.warnings, ...archive.problems, ...summary.warnings]) this.note(`warning: ${w}`);
       this.note(`exported ${summary.image}: ${summary.entries} entries (${summary.files} files), ${humanSize(summary.bytes)}${args.destination === '-' ? '' : ` to ${args.destination}`}`);
     } finally {

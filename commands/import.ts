@@ -1,8 +1,8 @@
 import {Args, Flags} from '@oclif/core';
 import {parsePlatform} from '../src/model/platform.js';
+import {humanSize} from '../src/ops/format.js';
 import {importRootfs} from '../src/ops/import.js';
-import {humanSize} from '../src/ops/inspect.js';
-import {parseDestination} from '../src/transports.js';
+import {parseDestination} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
 
 export default class Import extends FerryCommand {
@@ -44,6 +44,9 @@ export default class Import extends FerryCommand {
       ...(flags['docker-layout'] ? {dockerLayout: flags['docker-layout'] as 'oci' | 'legacy'} : {}),
       force: flags.force,
       note: (m) => this.note(m),
+      settings: this.settings,
+      stdin: process.stdin,
+      stdout: process.stdout,
     });
     const w = summary.written;
     this.note(`imported ${args.rootfs === '-' ? 'stdin' : args.rootfs} as ${flags.tag.join(', ')}: wrote ${w.format}:${dest.path === '-' ? 'stdout' : w.path} (${humanSize(w.bytes)})`);

@@ -1,11 +1,12 @@
 import {Args, Flags} from '@oclif/core';
-import {inspectArchive, renderInspect} from '../src/ops/inspect.js';
-import {openArchive} from '../src/transports.js';
+import {inspectArchive, renderInspect, type InspectResult} from '../src/ops/inspect.js';
+import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
 
 export default class Inspect extends FerryCommand {
   static override summary = 'Show the images in an archive: names, platform, IDs, config and layers.';
   static override description = 'Reads only small JSON members and tar headers, never layer bytes.';
+  static override enableJsonFlag = true;
   static override examples = [
     '<%= config.bin %> inspect image.tar',
     '<%= config.bin %> inspect --json oci:./layout | jq -r ".images[].configDigest"',
@@ -15,19 +16,18 @@ export default class Inspect extends FerryCommand {
     source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
   };
   static override flags = {
-    json: Flags.boolean({description: 'Print machine-readable JSON.', default: false}),
     // Non-greedy: `--image a SOURCE` must leave SOURCE to the argument (repeat the flag for more).
     image: Flags.string({description: 'Only images matching this name, image ID or manifest digest (repeatable).', multiple: true, multipleNonGreedy: true}),
   };
 
-  async run(): Promise<void> {
+  async run(): Promise<InspectResult> {
     const {args, flags} = await this.parse(Inspect);
-    const archive = await openArchive(args.source);
+    const archive = await openArchive(args.source, {settings: this.settings, stdin: process.stdin});
     try {
-      const result = inspectArchive(archive, flags.image ?? []);
-      if (flags.json) this.writeJson(result);
-      else process.stdout.write(`${renderInspect(result, args.source)}\n`);
+      const result = await inspectArchive(archive, flags.image ?? []);
+      if (!this.jsonEnabled()) process.stdout.write(`${renderInspect(result, args.source)}\n`);
       for (const w of archive.warnings) this.note(`warning: ${w}`);
+      return result;
     } finally {
       await archive.close();
     }

@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core';
-import {listImage, renderListing} from '../src/ops/ls.js';
-import {openArchive} from '../src/transports.js';
+import {listImage, renderListing, type ListedEntry} from '../src/ops/ls.js';
+import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
 
 export default class Ls extends FerryCommand {
@@ -24,17 +24,17 @@ export default class Ls extends FerryCommand {
     image: Flags.string({description: 'The image to list (name, image ID or manifest digest) when the archive holds several.'}),
     layer: Flags.integer({description: "List this layer's own changes (0 = base).", min: 0}),
     long: Flags.boolean({char: 'l', description: 'Show type, mode, owner, size, mtime and the layer each path comes from.', default: false}),
-    json: Flags.boolean({description: 'Print machine-readable JSON.', default: false}),
   };
+  static override enableJsonFlag = true;
 
-  async run(): Promise<void> {
+  async run(): Promise<ListedEntry[]> {
     const {args, flags} = await this.parse(Ls);
-    const archive = await openArchive(args.source);
+    const archive = await openArchive(args.source, {settings: this.settings, stdin: process.stdin});
     try {
-      const listing = await listImage(archive, args.path, {images: flags.image === undefined ? [] : [flags.image], ...(flags.layer === undefined ? {} : {layer: flags.layer})});
-      if (flags.json) this.writeJson(listing.entries);
-      else if (listing.entries.length > 0) process.stdout.write(`${renderListing(listing.entries, {long: flags.long, changes: flags.layer !== undefined})}\n`);
+      const listing = await listImage(archive, args.path, {images: flags.image === undefined ? [] : [flags.image], ...(flags.layer === undefined ? {} : {layer: flags.layer}), note: (m) => this.note(m)});
+      if (!this.jsonEnabled() && listing.entries.length > 0) process.stdout.write(`${renderListing(listing.entries, {long: flags.long, changes: flags.layer !== undefined})}\n`);
       for (const w of [...archive.warnings, ...listing.warnings]) this.note(`warning: ${w}`);
+      return listing.entries;
     } finally {
       await archive.close();
     }

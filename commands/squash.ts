@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core';
-import {humanSize} from '../src/ops/inspect.js';
+import {humanSize} from '../src/ops/format.js';
 import {squashToArchive} from '../src/ops/squash.js';
-import {openArchive, parseDestination} from '../src/transports.js';
+import {openArchive, parseDestination} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
 import {progressFor} from './progress.js';
 
@@ -33,7 +33,7 @@ export default class Squash extends FerryCommand {
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Squash);
     parseDestination(args.destination); // a bad destination is a usage error before any work
-    const archive = await openArchive(args.source);
+    const archive = await openArchive(args.source, {settings: this.settings, stdin: process.stdin});
     try {
       const summary = await squashToArchive(archive, args.destination, {
         images: flags.image === undefined ? [] : [flags.image],
@@ -44,6 +44,8 @@ export default class Squash extends FerryCommand {
         force: flags.force,
         note: (m) => this.note(m),
         progress: progressFor({quiet: flags.quiet}),
+        settings: this.settings,
+        stdout: process.stdout,
       });
       for (const w of [...archive.warnings, ...archive.problems, ...summary.result.warnings]) this.note(`warning: ${w}`);
       const {fromLayer, squashed, beforeBytes, afterBytes} = summary.result;

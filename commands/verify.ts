@@ -1,32 +1,29 @@
-import {Args, Flags} from '@oclif/core';
-import {humanSize} from '../src/ops/inspect.js';
-import {verifyArchive} from '../src/ops/verify.js';
-import {openArchive} from '../src/transports.js';
+import {Args} from '@oclif/core';
+import {humanSize} from '../src/ops/format.js';
+import {verifyArchive, type VerifyResult} from '../src/ops/verify.js';
+import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
 import {progressFor} from './progress.js';
 
 export default class Verify extends FerryCommand {
   static override summary = 'Check every digest, size and diffID in an archive, and that no layer escapes the image root.';
+  static override enableJsonFlag = true;
   static override examples = ['<%= config.bin %> verify image.tar', '<%= config.bin %> verify --json oci:./layout'];
   static override args = {
     source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
   };
-  static override flags = {
-    json: Flags.boolean({description: 'Print machine-readable JSON.', default: false}),
-  };
 
-  async run(): Promise<void> {
+  async run(): Promise<VerifyResult & {format: string}> {
     const {args, flags} = await this.parse(Verify);
-    const archive = await openArchive(args.source);
+    const json = this.jsonEnabled();
+    const archive = await openArchive(args.source, {settings: this.settings, stdin: process.stdin});
     try {
-      const result = await verifyArchive(archive, {progress: progressFor({quiet: flags.quiet, json: flags.json})});
-      if (flags.json) this.writeJson({format: archive.format, ...result});
+      const result = await verifyArchive(archive, {settings: this.settings, progress: progressFor({quiet: flags.quiet, json})});
       if (!result.ok) {
-        if (!flags.json) for (const p of result.problems) process.stderr.write(`ferry: ${p}\n`);
+        if (!json) for (const p of result.problems) process.stderr.write(`ferry: ${p}\n`);
         process.exitCode = 1;
-        return;
-      }
-      if (!flags.json) process.stdout.write(`ok: ${result.images} image(s), ${result.layers} layer(s), ${humanSize(result.bytes)} verified\n`);
+      } else if (!json) process.stdout.write(`ok: ${result.images} image(s), ${result.layers} layer(s), ${humanSize(result.bytes)} verified\n`);
+      return {format: archive.format, ...result};
     } finally {
       await archive.close();
     }

@@ -1,6 +1,6 @@
 /**
- * One error family for the whole library. Library code throws these and never prints; the CLI's
- * base command maps them to exit codes in one place (`exitCodeFor`).
+ * One error family for the whole library. Library code throws these and never prints; the exit code
+ * of each is looked up by its code in one table (`EXIT_CODES`), which the CLI applies.
  */
 export type FerryErrorCode =
   | 'USAGE'
@@ -68,11 +68,33 @@ export class InterruptedError extends FerryError {
   }
 }
 
-const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = {SIGINT: 130, SIGTERM: 143, SIGHUP: 129};
+/** Exit codes by error code: usage errors 2, signals as shells report them, everything else 1. */
+export const EXIT_CODES: Readonly<Record<FerryErrorCode, number>> = {
+  USAGE: 2,
+  INTERRUPTED: 130,
+  NOT_FOUND: 1,
+  UNKNOWN_FORMAT: 1,
+  BAD_ARCHIVE: 1,
+  BAD_JSON: 1,
+  BAD_TAR: 1,
+  DIGEST_MISMATCH: 1,
+  SIZE_MISMATCH: 1,
+  MISSING_BLOB: 1,
+  UNSAFE_PATH: 1,
+  LIMIT_EXCEEDED: 1,
+  UNSUPPORTED: 1,
+  EXISTS: 1,
+  IO: 1,
+  VERIFY_FAILED: 1,
+};
 
+/** 128 + signal number, as shells report a process a signal stopped. */
+export const SIGNAL_EXIT: Readonly<Partial<Record<NodeJS.Signals, number>>> = {SIGINT: 130, SIGTERM: 143, SIGHUP: 129};
+
+/** The exit code for anything thrown: a FerryError's code in EXIT_CODES, 1 for anything else. */
 export function exitCodeFor(error: unknown): number {
-  if (error instanceof UsageError) return 2;
-  if (error instanceof InterruptedError) return SIGNAL_EXIT[error.signal] ?? 1;
+  if (error instanceof InterruptedError) return SIGNAL_EXIT[error.signal] ?? EXIT_CODES.INTERRUPTED;
+  if (error instanceof FerryError) return EXIT_CODES[error.code];
   return 1;
 }
 

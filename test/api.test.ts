@@ -12,7 +12,7 @@ describe('public API (import "ferry")', () => {
     const configBytes = execFileSync('tar', ['-xOf', file, manifest[0]!.Config]);
     const archive = await ferry.openArchive(file);
     try {
-      const result = ferry.inspectArchive(archive);
+      const result = await ferry.inspectArchive(archive);
       expect(result.images).toHaveLength(1);
       expect(result.images[0]!.configDigest).toBe(`sha256:${createHash('sha256').update(configBytes).digest('hex')}`);
       expect(result.images[0]!.names).toEqual(manifest[0]!.RepoTags);

@@ -2,15 +2,18 @@ import {open} from 'node:fs/promises';
 import {Readable, type Writable} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
 import {ioError, UsageError} from '../errors.js';
-import {beginAtomicOutput} from '../io/atomic.js';
-import {BlobPool} from '../io/blob-pool.js';
-import {SparseWriter} from '../io/sparse.js';
+import {BlobPool} from '../io/blobs/pool.js';
+import {metered} from '../io/bytes/meter.js';
+import {beginAtomicOutput} from '../io/fs/atomic.js';
+import {SparseWriter} from '../io/fs/sparse.js';
+import {withStoredCheck} from '../io/layers/scan.js';
 import type {Archive, Image} from '../model/image.js';
+import type {Platform} from '../model/platform.js';
+import {resolveSettings, type SettingsInput} from '../settings.js';
 import {emitTar, planEmission, type EmitPlan} from './overlay/emit.js';
-import {verifyStoredLayers} from './layer-scan.js';
 import {mergeLayers} from './overlay/merge.js';
-import {pickImage} from './overlay/pick-image.js';
 import {silentProgress, type Progress} from './progress.js';
+import {pickImage} from './select.js';
 
 export interface FlattenedImage {
   plan: EmitPlan;
@@ -22,12 +25,17 @@ export interface FlattenedImage {
 /**
  * The image's file system as one tar, like `docker export` of a container made from it (without
  * the stubs Docker's init layer adds: .dockerenv, etc/hosts…): whiteouts applied and gone,
- * deterministic order (see overlay/emit.ts).
+ * deterministic order (see overlay/emit.ts). Layers walked by offset are hashed beside the merge.
  */
-export async function flattenImage(image: Image, pool?: BlobPool): Promise<FlattenedImage> {
-  // Blob digests and diffIDs are checked in the same pass as the merge (issue 6: verify what you copy),
-  // on the pool's worker threads when there is one.
-  const [view] = await Promise.all([mergeLayers(image.layers), verifyStoredLayers(image.layers, pool)]);
+export async function flattenImage(image: Image, options: {settings?: SettingsInput} = {}): Promise<FlattenedImage> {
+  const settings = resolveSettings(options.settings);
+  const pool = new BlobPool(settings.workers);
+  let view: Awaited<ReturnType<typeof mergeLayers>>;
+  try {
+    view = await withStoredCheck(image.layers, pool, settings.workers, mergeLayers(image.layers));
+  } finally {
+    await pool.close();
+  }
   const plan = planEmission(view.tree, {base: 0});
   return {plan, warnings: view.warnings, stream: () => emitTar(plan, image.layers)};
 }
@@ -35,11 +43,15 @@ export async function flattenImage(image: Image, pool?: BlobPool): Promise<Flatt
 export interface ExportOptions {
   /** `--image` refs; the archive must then hold exactly one match. */
   images?: readonly string[];
+  /** Which platform of a multi-platform image. */
+  platform?: Platform;
   force?: boolean;
-  /** Where '-' goes (tests pass their own). */
+  /** Where a destination of '-' goes (the CLI passes process.stdout). */
   stdout?: Writable;
   /** Bytes written (the CLI draws a bar from it). */
   progress?: Progress;
+  note?: (message: string) => void;
+  settings?: SettingsInput;
 }
 
 export interface ExportSummary {
@@ -50,31 +62,34 @@ export interface ExportSummary {
   warnings: string[];
 }
 
-/** `ferry export`: writes the flattened rootfs tar to `destination` (atomically) or to stdout ('-'). */
-export async function exportImage(archive: Archive, destination: string, options: ExportOptions = {}): Promise<ExportSummary> {
-  const picked = pickImage(archive, options.images ?? []);
+/** The picked image of an archive, flattened: the tar as a Readable, and what it holds. */
+export async function exportStream(archive: Archive, options: Omit<ExportOptions, 'force' | 'stdout'> = {}): Promise<{image: string; flat: FlattenedImage; stream: Readable}> {
+  const picked = await pickImage(archive, options.images ?? [], {...(options.platform ? {platform: options.platform} : {}), ...(options.note ? {note: options.note} : {})});
+  const flat = await flattenImage(picked.image, options.settings ? {settings: options.settings} : {});
   const progress = options.progress ?? silentProgress;
-  const pool = new BlobPool();
-  let flat: FlattenedImage;
-  try {
-    flat = await flattenImage(picked.image, pool);
-  } finally {
-    await pool.close();
-  }
-  let bytes = 0;
   const counted = async function* (): AsyncGenerator<Buffer> {
     progress.start('exporting', flat.plan.stats.fileBytes + 1024 * (flat.plan.stats.entries + 1)); // bodies, headers and padding (about)
     for await (const chunk of flat.stream()) {
-      bytes += chunk.length;
       progress.advance(chunk.length);
       yield chunk;
     }
     progress.stop();
   };
+  return {image: picked.names[0] ?? picked.image.config.digest, flat, stream: Readable.from(counted(), {objectMode: false})};
+}
+
+/** `ferry export`: writes the flattened rootfs tar to `destination` (atomically), or to `options.stdout` for '-'. */
+export async function exportImage(archive: Archive, destination: string, options: ExportOptions = {}): Promise<ExportSummary> {
   if (destination === '-') {
-    const out = options.stdout ?? process.stdout;
-    if ((out as NodeJS.WriteStream).isTTY) throw new UsageError('refusing to write a tar to a terminal: redirect stdout or name a file');
-    await pipeline(Readable.from(counted(), {objectMode: false}), out, {end: out !== process.stdout}).catch((e: unknown) => {
+    if (!options.stdout) throw new UsageError('"-" writes to stdout, but no stdout stream was given');
+    if ((options.stdout as NodeJS.WriteStream).isTTY) throw new UsageError('refusing to write a tar to a terminal: redirect stdout or name a file');
+  }
+  const exported = await exportStream(archive, options);
+  const {image, flat} = exported;
+  let bytes = 0;
+  const stream = metered(exported.stream, (n) => (bytes += n));
+  if (destination === '-') {
+    await pipeline(stream, options.stdout!, {end: false}).catch((e: unknown) => {
       throw ioError(e, 'stdout');
     });
   } else {
@@ -87,23 +102,16 @@ export async function exportImage(archive: Archive, destination: string, options
       });
       try {
         const writer = new SparseWriter(handle, output.tempPath);
-        for await (const chunk of counted()) await writer.write(chunk);
+        for await (const chunk of stream) await writer.write(chunk as Buffer);
         await writer.finish();
       } finally {
         await handle.close();
       }
       await output.commit();
     } catch (e) {
-      progress.stop();
       await output.abort();
       throw ioError(e, destination);
     }
   }
-  return {
-    image: picked.names[0] ?? picked.image.config.digest,
-    entries: flat.plan.stats.entries,
-    files: flat.plan.stats.files,
-    bytes,
-    warnings: flat.warnings,
-  };
+  return {image, entries: flat.plan.stats.entries, files: flat.plan.stats.files, bytes, warnings: flat.warnings};
 }

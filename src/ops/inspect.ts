@@ -1,7 +1,7 @@
 import {layerHistory} from '../model/config.js';
-import type {Archive} from '../model/image.js';
-import {listAbsent} from '../model/image.js';
+import {listAbsent, type Archive} from '../model/image.js';
 import {formatPlatform, type Platform} from '../model/platform.js';
+import {humanSize} from './format.js';
 import {selectImages} from './select.js';
 
 export interface InspectLayer {
@@ -32,8 +32,8 @@ export interface InspectResult {
 }
 
 /** Metadata only: reads JSON members and headers, never layer bytes. */
-export function inspectArchive(archive: Archive, refs: readonly string[] = []): InspectResult {
-  const images = selectImages(archive, refs).map(({image, names}): InspectImage => {
+export async function inspectArchive(archive: Archive, refs: readonly string[] = []): Promise<InspectResult> {
+  const images = (await selectImages(archive, refs)).map(({image, names}): InspectImage => {
     const history = layerHistory(image.config.parsed);
     const platform: Platform = {os: image.platform.os, architecture: image.platform.architecture};
     if (image.platform.variant) platform.variant = image.platform.variant;
@@ -56,19 +56,6 @@ export function inspectArchive(archive: Archive, refs: readonly string[] = []): 
   const absent = listAbsent(archive).map(({child, names}) => ({names, digest: child.descriptor.digest, platform: child.descriptor.platform ?? null, reason: child.absent ?? 'absent'}));
   return {format: archive.format, images, absent, warnings: archive.warnings};
 }
-
-function humanSize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
-
-export {humanSize};
 
 /** The readable summary `ferry inspect` prints without --json. */
 export function renderInspect(result: InspectResult, location: string): string {

@@ -1,9 +1,10 @@
 import {FerryError, UsageError} from '../errors.js';
 import type {Archive, Layer} from '../model/image.js';
 import {cleanPath, walkTar, type TarEntry} from '../tar/walk.js';
+import type {Platform} from '../model/platform.js';
 import {openLayerTar} from './overlay/layer-tar.js';
 import {mergeLayers} from './overlay/merge.js';
-import {pickImage} from './overlay/pick-image.js';
+import {pickImage} from './select.js';
 import {isFailure, type MergedTree, type NodeType, type TreeNode} from './overlay/tree.js';
 import {OPAQUE_MARKER, WHITEOUT_META_PREFIX, whiteoutKind} from './overlay/whiteout.js';
 
@@ -33,6 +34,8 @@ export interface ListedEntry {
 
 export interface ListOptions {
   images?: readonly string[];
+  platform?: Platform;
+  note?: (message: string) => void;
   /** List one layer's own entries instead of the merged tree. */
   layer?: number;
 }
@@ -45,7 +48,7 @@ export interface Listing {
 
 /** `ferry ls`: the merged tree below `path` (default: everything), or one layer's own changes. */
 export async function listImage(archive: Archive, path: string | undefined, options: ListOptions = {}): Promise<Listing> {
-  const picked = pickImage(archive, options.images ?? []);
+  const picked = await pickImage(archive, options.images ?? [], {...(options.platform ? {platform: options.platform} : {}), ...(options.note ? {note: options.note} : {})});
   const image = picked.names[0] ?? picked.image.config.digest;
   const layers = picked.image.layers;
   const wanted = path === undefined ? '' : cleanPath(path.replace(/^\/+/, ''));

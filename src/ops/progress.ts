@@ -1,5 +1,3 @@
-import {Transform, type TransformCallback} from 'node:stream';
-
 /**
  * Where long operations report bytes done; the CLI draws a bar on a TTY, the library prints nothing.
  */
@@ -11,14 +9,3 @@ export interface Progress {
 }
 
 export const silentProgress: Progress = {start: () => {}, advance: () => {}, stop: () => {}};
-
-/** A pass-through stream that reports the bytes flowing through it. */
-export function progressMeter(progress: Progress): Transform {
-  return new Transform({
-    highWaterMark: 1 << 20,
-    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
-      progress.advance(chunk.length);
-      done(null, chunk);
-    },
-  });
-}

@@ -2,25 +2,26 @@ import {createHash} from 'node:crypto';
 import {open} from 'node:fs/promises';
 import path from 'node:path';
 import {FerryError, ioError, UsageError} from '../errors.js';
-import {BlobPool} from '../io/blob-pool.js';
-import {SparseWriter} from '../io/sparse.js';
-import {FileRange} from '../io/byte-source.js';
-import {disposeTemp} from '../io/cleanup.js';
-import {makeTempDir} from '../io/input.js';
-import {ScratchLayer} from '../io/scratch-layer.js';
+import {BlobPool} from '../io/blobs/pool.js';
+import {SparseWriter} from '../io/fs/sparse.js';
+import {disposeTemp, makeTempDir} from '../io/fs/temp.js';
+import {ScratchLayer} from '../io/layers/range-layer.js';
+import {withStoredCheck} from '../io/layers/scan.js';
 import {parseConfig, type HistoryEntry} from '../model/config.js';
 import {isRecord} from '../model/descriptor.js';
 import type {Digest} from '../model/digest.js';
 import type {Archive, Image, Layer} from '../model/image.js';
+import {replaceTopLevelValues} from '../model/json-edit.js';
 import {MediaType} from '../model/media-types.js';
+import type {Platform} from '../model/platform.js';
+import {resolveSettings, type SettingsInput} from '../settings.js';
 import {emitTar, planEmission} from './overlay/emit.js';
-import {verifyStoredLayers} from './layer-scan.js';
 import {mergeLayers} from './overlay/merge.js';
-import {pickImage} from './overlay/pick-image.js';
 import {silentProgress, type Progress} from './progress.js';
+import {pickImage} from './select.js';
 import {writeArchive, type WriteOptions, type WriteSummary} from './write-archive.js';
 
-export interface SquashResult {
+export interface SquashResult extends AsyncDisposable {
   /** The new image: layers [0, fromLayer) as they were, then the squashed layer. */
   image: Image;
   fromLayer: number;
@@ -31,7 +32,7 @@ export interface SquashResult {
   afterBytes: number;
   diffId: Digest;
   warnings: string[];
-  /** Removes the new layer's temp file. */
+  /** Removes the new layer's temp file (also what `await using` does). */
   dispose(): void;
 }
 
@@ -43,7 +44,8 @@ export interface SquashResult {
  * file (removed by dispose(), and on exit); the config keeps every byte except rootfs.diff_ids and
  * history.
  */
-export async function squashImage(image: Image, fromLayer = 0, options: {progress?: Progress} = {}): Promise<SquashResult> {
+export async function squashImage(image: Image, fromLayer = 0, options: {progress?: Progress; settings?: SettingsInput} = {}): Promise<SquashResult> {
+  const settings = resolveSettings(options.settings);
   const count = image.layers.length;
   if (count === 0) throw new FerryError('BAD_ARCHIVE', 'the image has no layers to squash');
   if (!Number.isInteger(fromLayer) || fromLayer < 0 || fromLayer >= count) {
@@ -51,16 +53,16 @@ export async function squashImage(image: Image, fromLayer = 0, options: {progres
   }
   // Blob digests and diffIDs are checked in the same pass as the merge (issue 6: verify what you copy),
   // hashed on worker threads while this one walks the headers.
-  const pool = new BlobPool();
+  const pool = new BlobPool(settings.workers);
   let view: Awaited<ReturnType<typeof mergeLayers>>;
   try {
-    [view] = await Promise.all([mergeLayers(image.layers, fromLayer > 0 ? {snapshotBefore: fromLayer} : {}), verifyStoredLayers(image.layers, pool)]);
+    view = await withStoredCheck(image.layers, pool, settings.workers, mergeLayers(image.layers, fromLayer > 0 ? {snapshotBefore: fromLayer} : {}));
   } finally {
     await pool.close();
   }
   const progress = options.progress ?? silentProgress;
   const plan = planEmission(view.tree, view.lower ? {base: fromLayer, lower: view.lower} : {base: 0});
-  const dir = await makeTempDir('ferry-squash-');
+  const dir = await makeTempDir(settings.tempDir, 'ferry-squash-');
   try {
     const file = path.join(dir, 'layer.tar');
     const hash = createHash('sha256');
@@ -94,20 +96,22 @@ export async function squashImage(image: Image, fromLayer = 0, options: {progres
     const label = `squashed layer (layers ${fromLayer}..${count - 1})`;
     // Its digest was computed from these very bytes: the writer neither hashes it again nor needs
     // the copy when the destination can take the file itself.
-    const layer: Layer = new ScratchLayer({mediaType: MediaType.ociLayer, digest: diffId, size}, diffId, new FileRange(file, 0, size, label));
+    const layer: Layer = ScratchLayer.of({mediaType: MediaType.ociLayer, digest: diffId, size}, diffId, file, label, settings.limits);
     const kept = image.layers.slice(0, fromLayer);
     const configBytes = squashedConfig(image, fromLayer, diffId);
     const config = parseConfig(configBytes, image.config.mediaType, 'squashed image config');
     const beforeBytes = view.layers.slice(fromLayer).reduce((n, l) => n + l.tarBytes, 0);
+    const dispose = (): void => disposeTemp(dir);
     return {
-      image: {names: image.names, manifest: null, config, layers: [...kept, layer], platform: image.platform},
+      image: {manifest: null, config, layers: [...kept, layer], platform: image.platform},
       fromLayer,
       squashed: count - fromLayer,
       beforeBytes,
       afterBytes: size,
       diffId,
       warnings: view.warnings,
-      dispose: () => disposeTemp(dir),
+      dispose,
+      [Symbol.asyncDispose]: async () => dispose(),
     };
   } catch (e) {
     disposeTemp(dir);
@@ -157,119 +161,28 @@ function lastCreated(history: unknown[]): string | undefined {
   return undefined;
 }
 
-/**
- * Replaces the values of some top-level keys of a JSON object in place, leaving every other byte as
- * it was (key order, spacing, number spelling, escapes); keys not present are appended.
- */
-export function replaceTopLevelValues(bytes: Buffer, values: Record<string, unknown>): Buffer {
-  const text = bytes.toString('utf8');
-  const spans = topLevelSpans(text);
-  const edits: Array<{start: number; end: number; text: string}> = [];
-  const missing = new Set(Object.keys(values));
-  for (const span of spans) {
-    if (!Object.hasOwn(values, span.key)) continue;
-    edits.push({start: span.valueStart, end: span.valueEnd, text: JSON.stringify(values[span.key])});
-    missing.delete(span.key);
-  }
-  if (missing.size > 0) {
-    const close = text.lastIndexOf('}');
-    const added = [...missing].map((k) => `${JSON.stringify(k)}:${JSON.stringify(values[k])}`).join(',');
-    edits.push({start: close, end: close, text: `${spans.length > 0 ? ',' : ''}${added}`});
-  }
-  let out = text;
-  for (const edit of edits.sort((a, b) => b.start - a.start)) out = out.slice(0, edit.start) + edit.text + out.slice(edit.end);
-  return Buffer.from(out, 'utf8');
-}
-
-interface Span {
-  key: string;
-  valueStart: number;
-  valueEnd: number;
-}
-
-/** Key and value positions of a JSON object's top level (the document was already parsed once). */
-function topLevelSpans(text: string): Span[] {
-  let i = 0;
-  const ws = (): void => {
-    while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
-  };
-  const skipString = (): void => {
-    i++; // opening quote
-    while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
-    i++;
-  };
-  const skipValue = (): void => {
-    const c = text[i];
-    if (c === '"') return skipString();
-    if (c === '{' || c === '[') {
-      let depth = 0;
-      while (i < text.length) {
-        const d = text[i]!;
-        if (d === '"') {
-          skipString();
-          continue;
-        }
-        if (d === '{' || d === '[') depth++;
-        else if (d === '}' || d === ']') {
-          depth--;
-          if (depth === 0) {
-            i++;
-            return;
-          }
-        }
-        i++;
-      }
-      return;
-    }
-    while (i < text.length && !',}] \t\r\n'.includes(text[i]!)) i++;
-  };
-  ws();
-  if (text[i] !== '{') throw new FerryError('BAD_JSON', 'image config is not a JSON object');
-  i++;
-  const spans: Span[] = [];
-  for (;;) {
-    ws();
-    if (text[i] === '}' || i >= text.length) return spans;
-    const keyStart = i;
-    skipString();
-    const key = JSON.parse(text.slice(keyStart, i)) as string;
-    ws();
-    i++; // ':'
-    ws();
-    const valueStart = i;
-    skipValue();
-    spans.push({key, valueStart, valueEnd: i});
-    ws();
-    if (text[i] === ',') i++;
-  }
-}
-
-export interface SquashCommandOptions extends Pick<WriteOptions, 'force' | 'compress' | 'dockerLayout' | 'note' | 'progress'> {
+export interface SquashOptions extends Omit<WriteOptions, 'platform'> {
+  /** The image to squash when the archive holds several (name, image ID or manifest digest). */
   images?: readonly string[];
+  /** Which platform of a multi-platform image. */
+  platform?: Platform;
   fromLayer?: number;
-  tags?: string[];
 }
 
 export interface SquashSummary {
   image: string;
-  result: Omit<SquashResult, 'image' | 'dispose'>;
+  result: Omit<SquashResult, 'image' | 'dispose' | typeof Symbol.asyncDispose>;
   written: WriteSummary;
 }
 
 /** `ferry squash`: squash the picked image and write it to `destination` through the archive writer. */
-export async function squashToArchive(archive: Archive, destination: string, options: SquashCommandOptions = {}): Promise<SquashSummary> {
-  const picked = pickImage(archive, options.images ?? []);
-  const result = await squashImage(picked.image, options.fromLayer ?? 0, options.progress ? {progress: options.progress} : {});
+export async function squashToArchive(archive: Archive, destination: string, options: SquashOptions = {}): Promise<SquashSummary> {
+  const {images, platform, fromLayer, ...writeOptions} = options;
+  const picked = await pickImage(archive, images ?? [], {...(platform ? {platform} : {}), ...(options.note ? {note: options.note} : {})});
+  const result = await squashImage(picked.image, fromLayer ?? 0, {...(options.progress ? {progress: options.progress} : {}), ...(options.settings ? {settings: options.settings} : {})});
   try {
-    const writeOptions: WriteOptions = {};
-    if (options.force !== undefined) writeOptions.force = options.force;
-    if (options.compress !== undefined) writeOptions.compress = options.compress;
-    if (options.dockerLayout !== undefined) writeOptions.dockerLayout = options.dockerLayout;
-    if (options.note !== undefined) writeOptions.note = options.note;
-    if (options.progress !== undefined) writeOptions.progress = options.progress;
-    if (options.tags && options.tags.length > 0) writeOptions.tags = options.tags;
     const written = await writeArchive(destination, [{names: picked.names, root: result.image}], writeOptions);
-    const {image: _image, dispose: _dispose, ...rest} = result;
+    const {image: _image, dispose: _dispose, [Symbol.asyncDispose]: _asyncDispose, ...rest} = result;
     return {image: picked.names[0] ?? picked.image.config.digest, result: rest, written};
   } finally {
     result.dispose();

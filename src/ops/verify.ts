@@ -1,13 +1,11 @@
-import os from 'node:os';
-import {pipeline} from 'node:stream';
 import pLimit from 'p-limit';
 import {describeError, printable, SizeMismatchError} from '../errors.js';
-import {isMissingLayer} from '../io/missing-layer.js';
-import {listAbsent, listImages, type Archive, type Layer} from '../model/image.js';
+import {scanLayer} from '../io/layers/scan.js';
+import {listAbsent, listImages, resolveLayers, type Archive, type Layer} from '../model/image.js';
 import {formatPlatform} from '../model/platform.js';
+import {resolveSettings, type SettingsInput} from '../settings.js';
 import {cleanPath} from '../tar/walk.js';
-import {scanLayer} from './layer-scan.js';
-import {progressMeter, silentProgress, type Progress} from './progress.js';
+import {silentProgress, type Progress} from './progress.js';
 
 export interface VerifyResult {
   ok: boolean;
@@ -17,30 +15,37 @@ export interface VerifyResult {
   problems: string[];
 }
 
+export interface VerifyOptions {
+  settings?: SettingsInput;
+  progress?: Progress;
+}
+
 /**
  * Recomputes every layer blob's digest and size, every diffID through decompression, and walks every
  * layer's entries for paths that escape the root. Configs and manifests were checked against their
  * descriptors while the archive was read. Layers run concurrently, each streamed once.
  */
-export async function verifyArchive(archive: Archive, options: {concurrency?: number; progress?: Progress} = {}): Promise<VerifyResult> {
+export async function verifyArchive(archive: Archive, options: VerifyOptions = {}): Promise<VerifyResult> {
+  const settings = resolveSettings(options.settings);
   const progress = options.progress ?? silentProgress;
   const problems: string[] = [...archive.problems];
   for (const {child, names} of listAbsent(archive)) {
     problems.push(`${names.join(', ') || 'index'}: ${child.descriptor.platform ? `platform ${formatPlatform(child.descriptor.platform)}: ` : ''}${child.absent ?? 'absent'}`);
   }
   const images = listImages(archive);
+  await resolveLayers(images.map((i) => i.image));
   // One check per distinct blob: shared layers (docker save symlinks, multi-image) are read once.
   const unique = new Map<string, Layer>();
   for (const {image} of images) for (const layer of image.layers) unique.set(`${layer.descriptor.digest}/${layer.diffId}`, layer);
-  const limit = pLimit(options.concurrency ?? Math.max(1, os.availableParallelism()));
+  const limit = pLimit(Math.max(1, settings.workers));
   // Entry names (and hardlink targets) per layer, in tar order, for the cross-layer link check.
   const entryLog = new Map<Layer, Array<[name: string, linkTarget?: string]>>();
   let bytes = 0;
-  progress.start('verifying', [...unique.values()].reduce((n, l) => n + (isMissingLayer(l) ? 0 : l.descriptor.size), 0));
+  progress.start('verifying', [...unique.values()].reduce((n, l) => n + (l.absent ? 0 : l.descriptor.size), 0));
   await Promise.all(
     [...unique.values()].map((layer) =>
       limit(async () => {
-        if (isMissingLayer(layer)) {
+        if (layer.absent !== undefined) {
           problems.push(`${layer.label}: blob ${layer.descriptor.digest} is missing from the archive`);
           return;
         }
@@ -52,8 +57,12 @@ export async function verifyArchive(archive: Archive, options: {concurrency?: nu
         }
         const log: Array<[string, string?]> = [];
         try {
-          const result = await scanLayer(metered(layer, (n) => progress.advance(n)), async (entry) => {
-            log.push(entry.type === 'hardlink' ? [cleanPath(entry.name), cleanPath(entry.linkname)] : [cleanPath(entry.name)]);
+          const result = await scanLayer(layer, {
+            limits: settings.limits,
+            onBytes: (n) => progress.advance(n),
+            onEntry: async (entry) => {
+              log.push(entry.type === 'hardlink' ? [cleanPath(entry.name), cleanPath(entry.linkname)] : [cleanPath(entry.name)]);
+            },
           });
           problems.push(...result.problems);
           bytes += layer.descriptor.size;
@@ -81,21 +90,4 @@ export async function verifyArchive(archive: Archive, options: {concurrency?: nu
   progress.stop();
   const distinct = [...new Set(problems.map(printable))].sort();
   return {ok: distinct.length === 0, images: images.length, layers: unique.size, bytes, problems: distinct};
-}
-
-/** The layer with its stored bytes counted as they are read (progress); everything else is the layer's. */
-function metered(layer: Layer, onBytes: (bytes: number) => void): Layer {
-  const view: Layer = {
-    descriptor: layer.descriptor,
-    diffId: layer.diffId,
-    label: layer.label,
-    compression: () => layer.compression(),
-    openCompressed: () => {
-      const meter = progressMeter({start: () => {}, advance: onBytes, stop: () => {}});
-      pipeline(layer.openCompressed(), meter, () => {}); // errors surface on the meter, where the reader is
-      return meter;
-    },
-    openUncompressed: () => layer.openUncompressed(),
-  };
-  return layer.region ? {...view, region: layer.region} : view;
 }

@@ -1,22 +1,22 @@
 import {createReadStream} from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import type {Writable} from 'node:stream';
 import pLimit from 'p-limit';
 import {FerryError, ioError, UsageError} from '../errors.js';
-import {beginAtomicOutput, type AtomicOutput} from '../io/atomic.js';
-import {BlobPool, type BlobJobResult} from '../io/blob-pool.js';
-import {FileRange} from '../io/byte-source.js';
-import {disposeTemp} from '../io/cleanup.js';
-import {makeTempDir} from '../io/input.js';
-import {isScratchLayer, ScratchLayer} from '../io/scratch-layer.js';
-import {runTranscode} from '../io/transcode.js';
-import {isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type IndexChild, type Layer} from '../model/image.js';
+import type {BlobJobResult} from '../io/blobs/jobs.js';
+import {transcodeLayer} from '../io/blobs/jobs.js';
+import {BlobPool} from '../io/blobs/pool.js';
+import {beginAtomicOutput, type AtomicOutput} from '../io/fs/atomic.js';
+import {disposeTemp, makeTempDir} from '../io/fs/temp.js';
+import {checkLayerContents} from '../io/layers/scan.js';
+import {isScratchLayer, ScratchLayer} from '../io/layers/range-layer.js';
+import {absentOf, imagesOf, isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type IndexChild, type Layer} from '../model/image.js';
 import {isNondistributable, layerMediaType, MediaType, type Compression} from '../model/media-types.js';
 import {formatPlatform, hostPlatform, platformMatches, type Platform} from '../model/platform.js';
 import {fullName, tryParseReference, withDefaultTag} from '../model/reference.js';
-import {parseDestination, writerFor, type ArchiveWriter} from '../transports.js';
-import type {FormatName} from '../model/image.js';
-import {checkLayerContents} from './layer-scan.js';
+import {resolveSettings, type Settings, type SettingsInput} from '../settings.js';
+import {parseDestination, writerFor} from '../transports/table.js';
+import type {ArchiveWriter} from '../transports/types.js';
 import {silentProgress, type Progress} from './progress.js';
 
 export interface WriteOptions {
@@ -35,10 +35,13 @@ export interface WriteOptions {
   /** Bytes done per phase (recompressing, writing); the CLI draws a bar from it. */
   progress?: Progress;
   signal?: AbortSignal;
+  settings?: SettingsInput;
+  /** Where a destination PATH of `-` goes (the CLI passes process.stdout; nothing is written to a stream not given). */
+  stdout?: Writable;
 }
 
 export interface WriteSummary {
-  format: FormatName;
+  format: string;
   path: string;
   images: number;
   blobs: number;
@@ -54,9 +57,10 @@ export interface WriteSummary {
  */
 export async function writeArchive(destination: string, entries: ArchiveEntry[], options: WriteOptions = {}): Promise<WriteSummary> {
   const dest = parseDestination(destination);
-  if (options.dockerLayout !== undefined && dest.format !== 'docker-archive') throw new UsageError(`--docker-layout applies to docker-archive: destinations, not ${dest.format}:`);
+  if (options.dockerLayout !== undefined && dest.transport !== 'docker-archive') throw new UsageError(`--docker-layout applies to docker-archive: destinations, not ${dest.transport}:`);
   if (options.compress !== undefined && !['keep', 'gzip', 'zstd', 'none'].includes(options.compress)) throw new UsageError(`invalid compression "${options.compress}": expected keep, gzip, zstd or none`);
-  const writer = writerFor(dest.format, options.dockerLayout ? {dockerLayout: options.dockerLayout} : {});
+  const settings = resolveSettings(options.settings);
+  const writer = writerFor(dest, options.dockerLayout ? {dockerLayout: options.dockerLayout} : {});
   const note = options.note ?? ((): void => {});
   if (entries.length === 0) throw new FerryError('NOT_FOUND', 'nothing to write: no image selected');
   if (options.tags && options.tags.length > 0 && entries.length !== 1) {
@@ -65,27 +69,28 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   const named = nameEntries(entries, options.tags, note);
   const {entries: planned, primary} = choosePlatforms(named, writer, options.platform, note);
   const toStdout = dest.path === '-';
-  if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write an archive to a terminal: redirect stdout or name a file');
+  if (toStdout && !options.stdout) throw new UsageError(`"${destination}": "-" writes to stdout, but no stdout stream was given`);
+  if (toStdout && (options.stdout as NodeJS.WriteStream).isTTY) throw new UsageError('refusing to write an archive to a terminal: redirect stdout or name a file');
 
-  const output = toStdout ? await stdoutOutput() : await beginAtomicOutput(dest.path, writer.output, {force: options.force ?? false});
+  const output = toStdout ? await stdoutOutput(settings, options.stdout!) : await beginAtomicOutput(dest.path, writer.output, {force: options.force ?? false});
   const progress = options.progress ?? silentProgress;
-  const concurrency = Math.max(1, os.availableParallelism());
+  const concurrency = Math.max(1, settings.workers);
   // Hashing and compressing run on worker threads, one blob each, so every core works
   // (docs/benchmarks.md); the main thread only plans and hands out jobs. (One worker more than there
   // are cores packs five equal layers better onto two, but cost 20-40 MB of peak RSS: not taken.)
-  const pool = new BlobPool(concurrency);
+  const pool = new BlobPool(settings.workers);
   // What verify would refuse inside a layer (an entry escaping the root, a duplicate path, a tar
   // that does not hash to its diffID) is checked beside the copy; a failure stops the writer and
   // nothing is committed (issue 6; docs/bad-input.md has the cost for compressed blobs).
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
-  const contents = checkLayerContents(allImages(planned).flatMap((image) => image.layers), concurrency).catch((e: unknown) => {
+  const contents = checkLayerContents(allImages(planned).flatMap((image) => image.layers), settings.limits, concurrency).catch((e: unknown) => {
     stop.abort(e);
     throw e;
   });
   contents.catch(() => {});
   try {
-    const replaced = await prepareLayers(planned, writer, {...options, signal}, output, note, concurrency, pool, progress);
+    const replaced = await prepareLayers(planned, writer, {...options, signal}, output, note, settings, pool, progress);
     const final = replaceLayers(planned, primary, replaced);
     // The writer consumes scratch layers (moves them into place, or removes them once copied): a
     // check still reading one (squash's new layer) must be done first.
@@ -95,7 +100,11 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
     await contents;
     progress.stop();
     await output.commit();
-    return {format: dest.format, path: dest.path, ...result};
+    if (writer.format !== 'docker-archive' && named.some((e) => e.names.length === 0)) {
+      // The spec allows an unnamed image, but umoci and skopeo address images by ref.name only.
+      note(`an image without a name has no org.opencontainers.image.ref.name in ${writer.format}: (umoci and skopeo cannot pick it out by name); give it one with --tag NAME:TAG`);
+    }
+    return {format: writer.format, path: dest.path, ...result};
   } catch (e) {
     progress.stop();
     await output.abort();
@@ -115,8 +124,8 @@ function distinctLayerBytes(entries: readonly ArchiveEntry[]): number {
 }
 
 /** The archive goes to a temp file first, then to stdout: nothing partial reaches a pipe on error. */
-async function stdoutOutput(): Promise<AtomicOutput> {
-  const dir = await makeTempDir('ferry-out-');
+async function stdoutOutput(settings: Settings, stdout: Writable): Promise<AtomicOutput> {
+  const dir = await makeTempDir(settings.tempDir, 'ferry-out-');
   const tempPath = path.join(dir, 'archive.tar');
   return {
     destination: '-',
@@ -124,7 +133,7 @@ async function stdoutOutput(): Promise<AtomicOutput> {
     scratchDir: async () => dir,
     async commit(): Promise<void> {
       try {
-        await copyToStdout(tempPath);
+        await copyToStdout(tempPath, stdout);
       } finally {
         disposeTemp(dir);
       }
@@ -135,7 +144,7 @@ async function stdoutOutput(): Promise<AtomicOutput> {
   };
 }
 
-function copyToStdout(file: string, out: NodeJS.WriteStream = process.stdout): Promise<void> {
+function copyToStdout(file: string, out: Writable): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const source = createReadStream(file, {highWaterMark: 1 << 20});
     const fail = (e: unknown): void => {
@@ -189,15 +198,6 @@ function nameEntries(entries: readonly ArchiveEntry[], tags: readonly string[] |
 function entryLabel(entry: ArchiveEntry): string {
   if (entry.names.length > 0) return entry.names.join(', ');
   return isImageIndex(entry.root) ? `index ${entry.root.document.digest}` : `image ${entry.root.config.digest}`;
-}
-
-/** Present images of a node with their platforms, depth first (first match wins, as OCI says). */
-function imagesOf(node: Image | ImageIndex): Image[] {
-  return isImageIndex(node) ? node.children.flatMap((c) => (c.target ? imagesOf(c.target) : [])) : [node];
-}
-
-function absentOf(node: Image | ImageIndex): IndexChild[] {
-  return isImageIndex(node) ? node.children.flatMap((c) => (c.target ? absentOf(c.target) : [c])) : [];
 }
 
 /** An index without its absent children (kind#3795: Docker 25 `save --platform` writes such indexes). */
@@ -288,11 +288,11 @@ function allImages(entries: readonly ArchiveEntry[]): Image[] {
  * once, into scratch files. `keep` keeps what the destination's consumers load (zstd bound for
  * docker-archive, bzip2/xz bound for an OCI form are stored uncompressed, with a note).
  */
-async function prepareLayers(entries: readonly ArchiveEntry[], writer: ArchiveWriter, options: WriteOptions, output: AtomicOutput, note: (m: string) => void, concurrency: number, pool: BlobPool, progress: Progress): Promise<Map<string, Layer>> {
+async function prepareLayers(entries: readonly ArchiveEntry[], writer: ArchiveWriter, options: WriteOptions, output: AtomicOutput, note: (m: string) => void, settings: Settings, pool: BlobPool, progress: Progress): Promise<Map<string, Layer>> {
   const distinct = new Map<string, Layer>();
   for (const image of allImages(entries)) for (const layer of image.layers) if (!distinct.has(layer.descriptor.digest)) distinct.set(layer.descriptor.digest, layer);
   const want = options.compress ?? 'keep';
-  const jobs: Array<{layer: Layer; from: Compression; to: Compression}> = [];
+  const jobs: Array<{layer: Layer; to: Compression}> = [];
   const unloadable = new Map<Compression, number>();
   for (const layer of distinct.values()) {
     const from = await layer.compression();
@@ -301,7 +301,7 @@ async function prepareLayers(entries: readonly ArchiveEntry[], writer: ArchiveWr
       to = writer.accepts(from) ? from : 'none';
       if (to !== from) unloadable.set(from, (unloadable.get(from) ?? 0) + 1);
     } else to = want;
-    if (to !== from) jobs.push({layer, from, to});
+    if (to !== from) jobs.push({layer, to});
   }
   for (const [from, count] of unloadable) {
     const why = from === 'zstd' ? 'docker 20.10 cannot load zstd layers (pass --compress zstd to keep them)' : `${writer.format} consumers read only gzip and zstd layers`;
@@ -311,13 +311,13 @@ async function prepareLayers(entries: readonly ArchiveEntry[], writer: ArchiveWr
   const replaced = new Map<string, Layer>();
   if (jobs.length === 0) return replaced;
   const dir = await output.scratchDir();
-  const limit = pLimit(concurrency);
+  const limit = pLimit(Math.max(1, settings.workers));
   progress.start(`→ ${want}`, jobs.reduce((n, j) => n + j.layer.descriptor.size, 0));
   await Promise.all(
     jobs.map((job, n) =>
       limit(async () => {
         if (options.signal?.aborted) throw new FerryError('INTERRUPTED', `${output.destination}: writing aborted`);
-        replaced.set(job.layer.descriptor.digest, await transcodeLayer(job.layer, job.from, job.to, path.join(dir, `layer-${n}`), pool, (b) => progress.advance(b)));
+        replaced.set(job.layer.descriptor.digest, await recompress(job.layer, job.to, path.join(dir, `layer-${n}`), settings, pool, (b) => progress.advance(b)));
       }),
     ),
   ).catch((e: unknown) => {
@@ -334,16 +334,15 @@ async function prepareLayers(entries: readonly ArchiveEntry[], writer: ArchiveWr
  * changes; the blob digest does (fixed compression parameters keep it deterministic). A blob that is
  * a byte range of a file is done on a worker thread.
  */
-async function transcodeLayer(layer: Layer, from: Compression, to: Compression, file: string, pool: BlobPool, onBytes: (bytes: number) => void): Promise<Layer> {
-  const spec = {from, to, blob: {digest: layer.descriptor.digest, size: layer.descriptor.size}, diffId: layer.diffId, target: file};
-  const region = layer.region;
+async function recompress(layer: Layer, to: Compression, file: string, settings: Settings, pool: BlobPool, onBytes: (bytes: number) => void): Promise<Layer> {
+  const blob = {digest: layer.descriptor.digest, size: layer.descriptor.size};
   let result: BlobJobResult;
-  if (region) result = await pool.run({kind: 'transcode', ...spec, source: {path: region.path, offset: region.offset, size: region.size, label: layer.label}}, onBytes);
-  else result = await runTranscode({open: () => layer.openCompressed()}, {...spec, label: layer.label}, onBytes);
+  if (layer.region) result = await pool.run({kind: 'transcode', source: layer.region, to, blob, diffId: layer.diffId, target: file, limits: settings.limits}, onBytes);
+  else result = await transcodeLayer(layer, {to, target: file, limits: settings.limits}, onBytes);
   const {bytes: size, digest} = result;
   if (digest === undefined) throw new FerryError('IO', `${layer.label}: recompressing it produced no digest`);
   const mediaType = isNondistributable(layer.descriptor.mediaType) ? (to === 'gzip' ? MediaType.ociLayerNondistGzip : to === 'zstd' ? MediaType.ociLayerNondistZstd : MediaType.ociLayerNondist) : layerMediaType(to, 'oci');
-  return new ScratchLayer({mediaType, digest, size}, layer.diffId, new FileRange(file, 0, size, `${layer.label} (as ${to})`));
+  return ScratchLayer.of({mediaType, digest, size}, layer.diffId, file, `${layer.label} (as ${to})`, settings.limits);
 }
 
 /** Entries with transcoded layers swapped in; shared nodes stay shared, the primary map follows. */

@@ -1,5 +1,5 @@
 import {FerryError} from '../errors.js';
-import type {ByteReader} from '../io/byte-reader.js';
+import type {ByteReader} from './reader.js';
 import {BLOCK, decodeHeader, decodeName, entryTypeOf, isHeaderOnly, isZeroBlock, paddedSize, type EntryType} from './header.js';
 import {parsePax, paxNumber, paxString, paxTime, type PaxRecords} from './pax.js';
 

@@ -10,7 +10,7 @@ import {readFileSync} from 'node:fs';
 import path from 'node:path';
 import {Readable} from 'node:stream';
 import zlib from 'node:zlib';
-import {StreamReader} from '../../src/io/byte-reader.js';
+import {StreamReader} from '../../src/io/bytes/readers.js';
 import {BLOCK, type EntryType} from '../../src/tar/header.js';
 import type {PaxRecords} from '../../src/tar/pax.js';
 import {walkTar} from '../../src/tar/walk.js';

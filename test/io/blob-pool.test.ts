@@ -1,5 +1,5 @@
 /**
- * Blob jobs (src/io/blob-pool.ts, src/io/transcode.ts) as they run in the calling thread (under the
+ * Blob jobs (src/io/blobs/pool.ts, src/io/blobs/jobs.ts) as they run in the calling thread (under the
  * test runner the worker script does not exist, so BlobPool runs them inline; test/cli/convert-
  * workers.test.ts covers the worker threads). Expected digests come from node:crypto over the test's
  * own bytes; decompression is checked with the gzip and zstd command-line tools.
@@ -10,11 +10,31 @@ import {existsSync, readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {Readable} from 'node:stream';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {BlobPool, runCopy} from '../../src/io/blob-pool.js';
-import {runTranscode} from '../../src/io/transcode.js';
+import {regionLayer, runCopy, transcodeLayer, type BlobJobResult} from '../../src/io/blobs/jobs.js';
+import {BlobPool} from '../../src/io/blobs/pool.js';
 import type {Digest} from '../../src/model/digest.js';
+import type {Compression} from '../../src/model/media-types.js';
+import type {Region} from '../../src/model/region.js';
+import {DEFAULT_LIMITS} from '../../src/settings.js';
 import {peerMissing} from '../helpers/peers.js';
 import {makeTmp, removeTmp} from '../ops/convert-fixtures.js';
+
+interface TranscodeSpec {
+  label: string;
+  from: Compression;
+  to: Compression;
+  blob: {digest: Digest; size: number};
+  diffId: Digest;
+  target: string;
+}
+
+/** A transcode of a region (what a worker runs) or of a stream of the blob's bytes (the in-thread path). */
+function runTranscode(source: {region: Region} | {open: () => Readable}, spec: TranscodeSpec): Promise<BlobJobResult> {
+  const options = {to: spec.to, target: spec.target, limits: DEFAULT_LIMITS};
+  if ('region' in source) return transcodeLayer(regionLayer(source.region, spec.blob, spec.diffId, spec.label), {...options, region: source.region});
+  const layer = {descriptor: {mediaType: '', ...spec.blob}, diffId: spec.diffId, label: spec.label, compression: async () => spec.from, openCompressed: source.open};
+  return transcodeLayer(layer, options);
+}
 
 const sha = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
 const text = Buffer.from('ferry blob pool test line, compressible and repetitive 0123456789\n'.repeat(40_000));
@@ -129,7 +149,7 @@ describe.skipIf(peerMissing('gzip', 'zstd'))('runTranscode', () => {
     const pool = new BlobPool(2);
     try {
       const out = path.join(dir, 'pooled.gz');
-      const result = await pool.run({kind: 'transcode', source: {path: layer, offset: 0, size: tar.length, label: 'layer'}, from: 'none', to: 'gzip', blob: {digest: sha(tar), size: tar.length}, diffId: sha(tar), target: out});
+      const result = await pool.run({kind: 'transcode', source: {path: layer, offset: 0, size: tar.length, label: 'layer'}, to: 'gzip', blob: {digest: sha(tar), size: tar.length}, diffId: sha(tar), target: out, limits: DEFAULT_LIMITS});
       expect(result.digest).toBe(sha(readFileSync(out)));
       expect(readFileSync(out).equals(readFileSync(path.join(dir, 'out.gzip')))).toBe(true);
     } finally {

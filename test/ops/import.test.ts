@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {UsageError} from '../../src/errors.js';
-import {parseChanges} from '../../src/ops/import.js';
+import {parseChanges} from '../../src/model/changes.js';
 import {ferry, FIXTURES} from '../helpers/cli.js';
 
 /**

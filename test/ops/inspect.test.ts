@@ -7,7 +7,7 @@ import {Readable} from 'node:stream';
 import {fileURLToPath} from 'node:url';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {inspectArchive} from '../../src/ops/inspect.js';
-import {openArchive} from '../../src/transports.js';
+import {openArchive} from '../../src/transports/table.js';
 import {FIXTURES, ferry} from '../helpers/cli.js';
 import {peerMissing} from '../helpers/peers.js';
 import {pythonMembers} from '../tar/oracle.js';
@@ -50,7 +50,7 @@ interface SkopeoManifest {
 async function inspectJson(source: string, input?: Buffer): Promise<JsonResult> {
   const archive = await openArchive(source, input ? {stdin: Readable.from([input])} : {});
   try {
-    return JSON.parse(JSON.stringify(inspectArchive(archive))) as JsonResult;
+    return JSON.parse(JSON.stringify(await inspectArchive(archive))) as JsonResult;
   } finally {
     await archive.close();
   }
@@ -359,13 +359,13 @@ describe.skipIf(peerMissing('python3'))('inspect reads no layer bytes', () => {
     expect(fs.statSync(archive).blocks * 512).toBeLessThan(1 << 20); // sparse: the test costs no disk
     // warm up: module loading and the first open must not be counted
     const warm = await openArchive(path.join(FIXTURES, 'edge.docker-save.tar'));
-    inspectArchive(warm);
+    await inspectArchive(warm);
     await warm.close();
     // rchar counts every read(2) of this process (vitest runs each test file in its own forked
     // worker), including the small read of /proc/self/io itself.
     const before = rchar();
     const archiveRead = await openArchive(archive);
-    const result = inspectArchive(archiveRead);
+    const result = await inspectArchive(archiveRead);
     await archiveRead.close();
     const read = rchar() - before;
     expect(result.images[0]!.layers).toEqual([{digest: facts.diffId, diffId: facts.diffId, size: facts.layerSize, mediaType: 'application/vnd.docker.image.rootfs.diff.tar', createdBy: 'huge layer'}]);

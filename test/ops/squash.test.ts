@@ -2,9 +2,10 @@ import {createWriteStream, mkdtempSync, readFileSync, rmSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {replaceTopLevelValues, squashImage, type SquashResult} from '../../src/ops/squash.js';
-import {pickImage} from '../../src/ops/overlay/pick-image.js';
-import {openArchive} from '../../src/transports.js';
+import {replaceTopLevelValues} from '../../src/model/json-edit.js';
+import {squashImage, type SquashResult} from '../../src/ops/squash.js';
+import {pickImage} from '../../src/ops/select.js';
+import {openArchive} from '../../src/transports/table.js';
 import {ferry, FIXTURES} from '../helpers/cli.js';
 import {canonFromTar, craftDockerArchive, diffCanon, entriesFromTar, LayerModel, listTar, type CraftLayer, type TarMember} from '../helpers/tree-model.js';
 import {pipeline} from 'node:stream/promises';
@@ -27,7 +28,7 @@ async function squash(layers: CraftLayer[], fromLayer: number): Promise<Squashed
   craftDockerArchive(archivePath, `t/sq:${n}`, layers);
   const archive = await openArchive(archivePath);
   try {
-    const result = await squashImage(pickImage(archive, []).image, fromLayer);
+    const result = await squashImage((await pickImage(archive, [])).image, fromLayer);
     const layerFile = path.join(dir, `squashed${n}.tar`);
     await pipeline(result.image.layers.at(-1)!.openCompressed(), createWriteStream(layerFile));
     result.dispose();
@@ -156,7 +157,7 @@ describe('squash: changesets', () => {
     });
     const archive = await openArchive(archivePath);
     try {
-      const source = pickImage(archive, []).image;
+      const source = (await pickImage(archive, [])).image;
       const result = await squashImage(source, 1);
       result.dispose();
       expect(result.image.layers.slice(0, 1)).toEqual(source.layers.slice(0, 1));

@@ -5,7 +5,7 @@ import {execFileSync} from 'node:child_process';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {describeError, FerryError} from '../../src/errors.js';
 import {verifyArchive} from '../../src/ops/verify.js';
-import {openArchive} from '../../src/transports.js';
+import {openArchive} from '../../src/transports/table.js';
 import {FIXTURES} from '../helpers/cli.js';
 import {
   blobFile,

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {FileRange} from '../../src/io/byte-source.js';
+import {FileRange} from '../../src/io/bytes/file-range.js';
 import type {TarEntry} from '../../src/tar/walk.js';
 import {FIXTURES} from '../helpers/cli.js';
 import {peerMissing} from '../helpers/peers.js';

@@ -1,7 +1,7 @@
 import {execFileSync} from 'node:child_process';
 import {fileURLToPath} from 'node:url';
 import {expect} from 'vitest';
-import {FileRange} from '../../src/io/byte-source.js';
+import {FileRange} from '../../src/io/bytes/file-range.js';
 import {walkTar, type TarEnd, type TarEntry} from '../../src/tar/walk.js';
 
 const TARCHECK = fileURLToPath(new URL('../helpers/tarcheck.py', import.meta.url));

@@ -7,7 +7,7 @@ import path from 'node:path';
 import {Readable} from 'node:stream';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {FerryError} from '../../src/errors.js';
-import {FileRegionReader, StreamReader, type ByteReader} from '../../src/io/byte-reader.js';
+import {RegionReader, StreamReader, type ByteReader} from '../../src/io/bytes/readers.js';
 import {cleanPath, escapesRoot, walkTar, type TarEnd, type TarEntry} from '../../src/tar/walk.js';
 import {peerMissing} from '../helpers/peers.js';
 import {pythonMembers} from './oracle.js';
@@ -37,7 +37,7 @@ async function walkBuffer(bytes: Buffer): Promise<{entries: TarEntry[]; end: Tar
   fs.writeFileSync(file, bytes);
   const handle = await open(file, 'r');
   try {
-    const reader = new FileRegionReader(handle, 0, bytes.length, file);
+    const reader = new RegionReader(handle, {path: file, offset: 0, size: bytes.length, label: file});
     const result = await walkAll(reader);
     return {...result, position: reader.position};
   } finally {
@@ -154,7 +154,7 @@ describe.skipIf(peerMissing('tar', 'python3'))('truncation and corruption raise 
 });
 
 describe.skipIf(peerMissing('tar', 'python3'))('reading', () => {
-  it('a walk over a FileRegionReader reads the headers only, never the bodies', async () => {
+  it('a walk over a RegionReader reads the headers only, never the bodies', async () => {
     const src = path.join(tmp, 'big');
     fs.mkdirSync(src);
     for (const n of ['one', 'two', 'three']) fs.writeFileSync(path.join(src, n), Buffer.alloc(3 << 20, n));
@@ -173,7 +173,7 @@ describe.skipIf(peerMissing('tar', 'python3'))('reading', () => {
       },
     } as unknown as FileHandle;
     try {
-      const reader = new FileRegionReader(counting, 0, fs.statSync(file).size, file);
+      const reader = new RegionReader(counting, {path: file, offset: 0, size: fs.statSync(file).size, label: file});
       const {entries, end} = await walkAll(reader);
       expect(entries.map((e) => e.name)).toEqual(['one', 'two', 'three']);
       expect(end.hasEndMarker).toBe(true);
@@ -188,7 +188,7 @@ describe.skipIf(peerMissing('tar', 'python3'))('reading', () => {
   it('a consumer reads bodies through reader.chunks(), on files and on streams', async () => {
     const handle = await open(path.join(tmp, 'base.tar'), 'r');
     for (const [label, reader] of [
-      ['file', new FileRegionReader(handle, 0, base.length, 'base')],
+      ['file', new RegionReader(handle, {path: 'base', offset: 0, size: base.length, label: 'base'})],
       ['stream', new StreamReader(Readable.from([base.subarray(0, 333), base.subarray(333)]), 'stream')],
     ] as const) {
       const bodies: Record<string, string> = {};

@@ -1,18 +1,20 @@
-import {DigestMismatchError, FerryError, describeError} from '../../errors.js';
-import {RangeLayer} from '../../io/blob-layer.js';
-import type {FileTree} from '../../io/file-tree.js';
-import {MAX_JSON_BYTES} from '../../io/limits.js';
-import {sniffCompression} from '../../io/compression.js';
-import {configPlatform, parseConfig, parseJson} from '../../model/config.js';
-import {isRecord} from '../../model/descriptor.js';
-import {sha256Of, type Digest} from '../../model/digest.js';
-import {isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type Layer} from '../../model/image.js';
-import {layerMediaType, MediaType} from '../../model/media-types.js';
-import {sameReference} from '../../model/reference.js';
-import {isOciLayout, readLayoutEntries} from '../layout/read.js';
-import {MissingLayer} from '../../io/missing-layer.js';
-import {cleanPath} from '../../tar/walk.js';
 import {createHash} from 'node:crypto';
+import type {Readable} from 'node:stream';
+import {DigestMismatchError, FerryError, describeError} from '../../errors.js';
+import type {FileRange} from '../../io/bytes/file-range.js';
+import {sniffCompression, SNIFF_BYTES} from '../../io/compress/sniff.js';
+import type {FileTree} from '../../io/fs/file-tree.js';
+import {MissingLayer} from '../../io/layers/missing-layer.js';
+import {RangeLayer} from '../../io/layers/range-layer.js';
+import {configPlatform, parseConfig, parseJson} from '../../model/config.js';
+import {isRecord, type Descriptor} from '../../model/descriptor.js';
+import {sha256Of, type Digest} from '../../model/digest.js';
+import {imagesOf, type ArchiveEntry, type Image, type Layer, type OpenOptions, type ReadResult} from '../../model/image.js';
+import {layerMediaType, MediaType, type Compression} from '../../model/media-types.js';
+import {sameReference} from '../../model/reference.js';
+import type {Limits} from '../../settings.js';
+import {cleanPath} from '../../tar/walk.js';
+import {isOciLayout, readLayout, type ReadContext} from '../layout/read.js';
 
 /** One manifest.json item (moby image/spec/v1.2 + tarexport). */
 export interface DockerManifestItem {
@@ -27,11 +29,11 @@ export async function hasDockerManifest(tree: FileTree): Promise<boolean> {
   return (await tree.topLevel()).includes('manifest.json');
 }
 
-export async function readManifestJson(tree: FileTree): Promise<DockerManifestItem[]> {
+export async function readManifestJson(tree: FileTree, context: ReadContext): Promise<DockerManifestItem[]> {
   const range = await tree.file('manifest.json');
   if (!range) throw new FerryError('BAD_ARCHIVE', `${tree.label}: manifest.json is missing`);
   const where = `${tree.label}: manifest.json`;
-  const parsed = parseJson(await range.readAll(MAX_JSON_BYTES), where);
+  const parsed = parseJson(await range.readAll(context.limits.maxJsonBytes), where);
   if (parsed === null) return []; // docker 20.10 loads nothing from a null manifest (FORMATS.md §1)
   if (!Array.isArray(parsed)) throw new FerryError('BAD_JSON', `${where}: expected a JSON array`);
   return parsed.map((item, i) => {
@@ -50,14 +52,19 @@ export async function readManifestJson(tree: FileTree): Promise<DockerManifestIt
  * Reads `docker save` output: Docker 25+ (OCI layout + manifest.json: index.json preferred, names
  * from RepoTags merged in) or the legacy layout (manifest.json drives, FORMATS.md §1–2).
  */
-export async function readDockerArchiveEntries(tree: FileTree, warnings: string[], problems: string[] = warnings): Promise<ArchiveEntry[]> {
-  const items = await readManifestJson(tree);
+export async function readDockerArchive(tree: FileTree, context: ReadContext): Promise<ReadResult> {
+  const items = await readManifestJson(tree, context);
   let entries: ArchiveEntry[] = [];
+  const warnings: string[] = [];
+  const problems: string[] = [];
   /** Whether the OCI view (index.json) was read: images it lacks are invisible to OCI readers. */
   let ociView = false;
   if (await isOciLayout(tree)) {
     try {
-      entries = await readLayoutEntries(tree, warnings, problems);
+      const layout = await readLayout(tree, context);
+      entries = layout.entries;
+      warnings.push(...layout.warnings);
+      problems.push(...layout.problems);
       ociView = true;
     } catch (e) {
       if (!(e instanceof FerryError) || e.code === 'LIMIT_EXCEEDED') throw e;
@@ -74,7 +81,7 @@ export async function readDockerArchiveEntries(tree: FileTree, warnings: string[
     const where = `${tree.label}: manifest.json [${i}]`;
     const configRange = await tree.file(item.Config);
     if (!configRange) throw new FerryError('MISSING_BLOB', `${where}: config ${item.Config} is not in the archive`);
-    const configBytes = await configRange.readAll(MAX_JSON_BYTES);
+    const configBytes = await configRange.readAll(context.limits.maxJsonBytes);
     const digest = sha256Of(configBytes);
     const claimed = claimedConfigDigest(item.Config);
     if (claimed !== undefined && claimed !== digest) throw new DigestMismatchError(`${where}: config ${item.Config}`, claimed, digest);
@@ -89,12 +96,12 @@ export async function readDockerArchiveEntries(tree: FileTree, warnings: string[
       // Docker's save by digest can leave images out of index.json (moby/moby#51389).
       problems.push(`${where}: image ${digest} (${names.join(', ') || 'untagged'}) is not listed in index.json: OCI readers (containerd, ctr import) will not see it (moby/moby#51389)`);
     }
-    const image = await readLegacyImage(tree, item, configBytes, where);
+    const image = await readLegacyImage(tree, item, configBytes, where, context.limits);
     const entry: ArchiveEntry = {names: [...names], root: image};
     configDigests.set(digest, entry);
     entries.push(entry);
   }
-  return entries;
+  return {entries, warnings, problems};
 }
 
 /**
@@ -108,11 +115,7 @@ export function claimedConfigDigest(configPath: string): Digest | undefined {
   return hex === undefined ? undefined : (`sha256:${hex}` as Digest);
 }
 
-function imagesOf(node: Image | ImageIndex): Image[] {
-  return isImageIndex(node) ? node.children.flatMap((c) => (c.target ? imagesOf(c.target) : [])) : [node];
-}
-
-async function readLegacyImage(tree: FileTree, item: DockerManifestItem, configBytes: Buffer, where: string): Promise<Image> {
+async function readLegacyImage(tree: FileTree, item: DockerManifestItem, configBytes: Buffer, where: string, limits: Limits): Promise<Image> {
   const config = parseConfig(configBytes, MediaType.dockerConfig, `${tree.label}: ${item.Config}`);
   const diffIds = config.parsed.rootfs.diff_ids;
   if (diffIds.length !== item.Layers.length) {
@@ -128,17 +131,59 @@ async function readLegacyImage(tree: FileTree, item: DockerManifestItem, configB
       layers.push(new MissingLayer({mediaType: MediaType.dockerLayer, digest: diffId, size: 0}, diffId, label));
       continue;
     }
-    const compression = sniffCompression(await range.read(0, 6));
-    // An uncompressed layer's blob digest is its diffID (verify proves it); a compressed one is hashed.
-    const digest = compression === 'none' ? diffId : await hashRange(range.stream());
-    const mediaType = compression === 'zstd' ? MediaType.ociLayerZstd : layerMediaType(compression, 'docker');
-    layers.push(new RangeLayer({mediaType, digest, size: range.size}, diffId, range.sub(0, range.size, label)));
+    const compression = sniffCompression(await range.read(0, SNIFF_BYTES));
+    const member = range.sub(0, range.size, label);
+    // An uncompressed layer's blob digest is its diffID (verify proves it); a compressed one's is
+    // learnt by hashing it, which waits until something needs it (Docker itself never writes these).
+    layers.push(compression === 'none' ? new RangeLayer({mediaType: MediaType.dockerLayer, digest: diffId, size: range.size}, diffId, member, limits) : new HashedOnDemandLayer(compression, diffId, member, limits));
   }
-  return {names: [], manifest: null, config, layers, platform: configPlatform(config.parsed)};
+  return {manifest: null, config, layers, platform: configPlatform(config.parsed)};
 }
 
-async function hashRange(stream: AsyncIterable<Buffer>): Promise<Digest> {
-  const h = createHash('sha256');
-  for await (const chunk of stream) h.update(chunk);
-  return `sha256:${h.digest('hex')}` as Digest;
+/**
+ * A compressed layer of a legacy archive: manifest.json gives only its diffID, so its blob digest is
+ * the hash of the file, computed by `resolve()` the first time an op needs the layer (ops resolve
+ * what they select, src/ops/select.ts): inspect of the usual uncompressed archive never pays for it.
+ */
+class HashedOnDemandLayer implements Layer {
+  #resolved: RangeLayer | undefined;
+  constructor(
+    private readonly stored: Compression,
+    readonly diffId: Digest,
+    readonly region: FileRange,
+    private readonly limits: Limits,
+  ) {}
+
+  get label(): string {
+    return this.region.label;
+  }
+
+  #layer(): RangeLayer {
+    if (!this.#resolved) throw new FerryError('IO', `${this.label}: internal: the layer was used before resolve()`);
+    return this.#resolved;
+  }
+
+  get descriptor(): Descriptor {
+    return this.#layer().descriptor;
+  }
+
+  async compression(): Promise<Compression> {
+    return this.stored;
+  }
+
+  openCompressed(options?: OpenOptions): Readable {
+    return this.#layer().openCompressed(options);
+  }
+
+  openUncompressed(options?: OpenOptions): Readable {
+    return this.#layer().openUncompressed(options);
+  }
+
+  async resolve(): Promise<void> {
+    if (this.#resolved) return;
+    const hash = createHash('sha256');
+    for await (const chunk of this.region.stream()) hash.update(chunk as Buffer);
+    const mediaType = this.stored === 'zstd' ? MediaType.ociLayerZstd : layerMediaType(this.stored, 'docker');
+    this.#resolved = new RangeLayer({mediaType, digest: `sha256:${hash.digest('hex')}` as Digest, size: this.region.size}, this.diffId, this.region, this.limits);
+  }
 }

@@ -2,7 +2,7 @@ import {FerryError} from '../../errors.js';
 import {chainIds, digestHex, sha256Of, type Digest} from '../../model/digest.js';
 import {isImageIndex, type ArchiveEntry, type Image} from '../../model/image.js';
 import {familiarName, familiarRepository, tryParseReference} from '../../model/reference.js';
-import {sortMembers, writeTarFile, type Member} from '../../tar/archive-writer.js';
+import {sortMembers, writeTarFile, type Member} from '../../io/fs/members.js';
 import {blobPath} from '../layout/read.js';
 import {dockerSaveNames, layerMember, layoutMembers, planLayout, primaryImage, sortedRecord, type FormatWriteOptions, type FormatWriteResult} from '../layout/write.js';
 

@@ -1,15 +1,19 @@
-import {FerryError} from '../../errors.js';
-import type {FileRange} from '../../io/byte-source.js';
-import {RangeLayer} from '../../io/blob-layer.js';
-import type {FileTree} from '../../io/file-tree.js';
-import {MAX_INDEX_DEPTH, MAX_JSON_BYTES} from '../../io/limits.js';
-import {MissingLayer} from '../../io/missing-layer.js';
+import {DigestMismatchError, FerryError, SizeMismatchError} from '../../errors.js';
+import type {FileTree} from '../../io/fs/file-tree.js';
+import {MissingLayer} from '../../io/layers/missing-layer.js';
+import {RangeLayer} from '../../io/layers/range-layer.js';
 import {configPlatform, parseConfig, parseJson} from '../../model/config.js';
 import {isRecord, parseDescriptor, type Descriptor} from '../../model/descriptor.js';
 import {sha256Of, splitDigest, type Digest} from '../../model/digest.js';
-import type {ArchiveEntry, Image, ImageIndex, IndexChild, Layer, RawDocument} from '../../model/image.js';
+import type {ArchiveEntry, Image, ImageIndex, IndexChild, Layer, RawDocument, ReadResult} from '../../model/image.js';
 import {isIndexMediaType, isManifestMediaType, MediaType} from '../../model/media-types.js';
-import {DigestMismatchError, SizeMismatchError} from '../../errors.js';
+import {formatPlatform} from '../../model/platform.js';
+import {MAX_INDEX_DEPTH, type Limits} from '../../settings.js';
+
+/** What every reader needs besides the tree: the limits its JSON reads and its layers obey. */
+export interface ReadContext {
+  limits: Limits;
+}
 
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
 export const ANNOTATION_CONTAINERD_NAME = 'io.containerd.image.name';
@@ -26,10 +30,10 @@ export async function isOciLayout(tree: FileTree): Promise<boolean> {
 }
 
 /** Reads a small JSON member, checking it against its descriptor (digest + size) when given. */
-export async function readDocument(tree: FileTree, path: string, what: string, expect?: Descriptor): Promise<RawDocument> {
+export async function readDocument(tree: FileTree, path: string, what: string, context: ReadContext, expect?: Descriptor): Promise<RawDocument> {
   const range = await tree.file(path);
   if (!range) throw new FerryError('MISSING_BLOB', `${tree.label}: ${what} ${path} is missing`);
-  const bytes = await range.readAll(MAX_JSON_BYTES);
+  const bytes = await range.readAll(context.limits.maxJsonBytes);
   const digest = sha256Of(bytes);
   if (expect) {
     if (bytes.length !== expect.size) throw new SizeMismatchError(`${tree.label}: ${what} ${expect.digest}`, expect.size, bytes.length);
@@ -49,7 +53,7 @@ export function namesFromAnnotations(d: Descriptor): string[] {
   return names;
 }
 
-interface LayoutContext {
+interface LayoutContext extends ReadContext {
   tree: FileTree;
   warnings: string[];
   /** Parsed nodes by digest, so an image listed under several names is read once. */
@@ -60,17 +64,19 @@ interface LayoutContext {
  * Reads an OCI image layout (directory or tar) into archive entries: one per distinct index.json
  * descriptor (Docker 25 writes one per tag for the same manifest: merged, names united).
  */
-export async function readLayoutEntries(tree: FileTree, warnings: string[], problems: string[] = warnings): Promise<ArchiveEntry[]> {
-  const layoutDoc = await readDocument(tree, 'oci-layout', 'layout marker');
+export async function readLayout(tree: FileTree, context: ReadContext): Promise<ReadResult> {
+  const warnings: string[] = [];
+  const problems: string[] = [];
+  const layoutDoc = await readDocument(tree, 'oci-layout', 'layout marker', context);
   if (!isRecord(layoutDoc.parsed) || typeof layoutDoc.parsed.imageLayoutVersion !== 'string') {
     throw new FerryError('BAD_JSON', `${tree.label}: oci-layout has no imageLayoutVersion`);
   }
-  const indexDoc = await readDocument(tree, 'index.json', 'index');
+  const indexDoc = await readDocument(tree, 'index.json', 'index', context);
   const descriptors = indexDescriptors(indexDoc.parsed, `${tree.label}: index.json`);
   if (isRecord(indexDoc.parsed) && indexDoc.parsed.manifests === null) {
     problems.push(`${tree.label}: index.json: "manifests" is null, so OCI readers (containerd, ctr import) see no image (Docker 25 \`save image@digest\`, moby/moby#47210)`);
   }
-  const ctx: LayoutContext = {tree, warnings, cache: new Map()};
+  const ctx: LayoutContext = {...context, tree, warnings, cache: new Map()};
   const byDigest = new Map<string, ArchiveEntry>();
   const entries: ArchiveEntry[] = [];
   for (const [i, d] of descriptors.entries()) {
@@ -91,7 +97,7 @@ export async function readLayoutEntries(tree: FileTree, warnings: string[], prob
     byDigest.set(d.digest, entry);
     entries.push(entry);
   }
-  return entries;
+  return {entries, warnings, problems};
 }
 
 function describeKind(d: Descriptor): string {
@@ -113,7 +119,7 @@ async function readNode(ctx: LayoutContext, d: Descriptor, where: string, depth:
   if (depth > MAX_INDEX_DEPTH) throw new FerryError('BAD_ARCHIVE', `${where}: indexes nested deeper than ${MAX_INDEX_DEPTH}`);
   const path = blobPath(d.digest);
   if (!(await ctx.tree.file(path))) return null;
-  const doc = await readDocument(ctx.tree, path, describeKind(d), d);
+  const doc = await readDocument(ctx.tree, path, describeKind(d), ctx, d);
   let node: Image | ImageIndex;
   if (isIndexMediaType(d.mediaType)) {
     const children: IndexChild[] = [];
@@ -127,26 +133,26 @@ async function readNode(ctx: LayoutContext, d: Descriptor, where: string, depth:
       const entry: IndexChild = {descriptor: child, target};
       if (!target) {
         entry.absent = `${describeKind(child)} ${child.digest} is not in the archive`;
-        ctx.warnings.push(`${childWhere}: ${child.platform ? `platform ${[child.platform.os, child.platform.architecture, child.platform.variant].filter(Boolean).join('/')}: ` : ''}${entry.absent}`);
+        ctx.warnings.push(`${childWhere}: ${child.platform ? `platform ${formatPlatform(child.platform)}: ` : ''}${entry.absent}`);
       }
       children.push(entry);
     }
     node = {document: doc, children};
   } else {
-    node = await readImage(ctx.tree, doc, d, where);
+    node = await readImage(ctx.tree, doc, d, where, ctx);
   }
   ctx.cache.set(d.digest, node);
   return node;
 }
 
-export async function readImage(tree: FileTree, doc: RawDocument, d: Descriptor, where: string): Promise<Image> {
+async function readImage(tree: FileTree, doc: RawDocument, d: Descriptor, where: string, context: ReadContext): Promise<Image> {
   const m = doc.parsed;
   if (!isRecord(m)) throw new FerryError('BAD_JSON', `${where}: manifest ${d.digest} is not a JSON object`);
   if (m.schemaVersion !== 2) throw new FerryError('BAD_JSON', `${where}: manifest ${d.digest} schemaVersion is not 2`);
   const configDesc = parseDescriptor(m.config, `${where}: manifest ${d.digest} config`);
   if (!Array.isArray(m.layers)) throw new FerryError('BAD_JSON', `${where}: manifest ${d.digest} has no layers array`);
   const layerDescs = m.layers.map((l, i) => parseDescriptor(l, `${where}: manifest ${d.digest} layers[${i}]`));
-  const configDoc = await readDocument(tree, blobPath(configDesc.digest), 'config', configDesc);
+  const configDoc = await readDocument(tree, blobPath(configDesc.digest), 'config', context, configDesc);
   const config = parseConfig(configDoc.bytes, configDesc.mediaType, `${tree.label}: config ${configDesc.digest}`);
   const diffIds = config.parsed.rootfs.diff_ids;
   if (diffIds.length !== layerDescs.length) {
@@ -156,10 +162,10 @@ export async function readImage(tree: FileTree, doc: RawDocument, d: Descriptor,
   }
   const layers: Layer[] = [];
   for (const [i, ld] of layerDescs.entries()) {
-    const range: FileRange | undefined = await tree.file(blobPath(ld.digest));
+    const range = await tree.file(blobPath(ld.digest));
     const label = `${tree.label}: layer[${i}] ${ld.digest}`;
-    layers.push(range ? new RangeLayer(ld, diffIds[i]!, range.sub(0, range.size, label)) : new MissingLayer(ld, diffIds[i]!, label));
+    layers.push(range ? new RangeLayer(ld, diffIds[i]!, range.sub(0, range.size, label), context.limits) : new MissingLayer(ld, diffIds[i]!, label));
   }
   const platform = d.platform ?? configPlatform(config.parsed);
-  return {names: [], manifest: {...doc, mediaType: typeof m.mediaType === 'string' ? m.mediaType : d.mediaType || MediaType.ociManifest}, config, layers, platform};
+  return {manifest: {...doc, mediaType: typeof m.mediaType === 'string' ? m.mediaType : d.mediaType || MediaType.ociManifest}, config, layers, platform};
 }

@@ -1,14 +1,12 @@
-import {pipeline} from 'node:stream';
-import type {Readable} from 'node:stream';
 import {FerryError} from '../../errors.js';
-import {DigestStream} from '../../io/digest-stream.js';
+import {openCheckedBlob} from '../../io/blobs/checked-read.js';
+import type {Member, MemberWriteOptions} from '../../io/fs/members.js';
+import {isScratchLayer} from '../../io/layers/range-layer.js';
 import {isRecord, type Descriptor} from '../../model/descriptor.js';
 import {sha256Of, type Digest} from '../../model/digest.js';
 import {isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type Layer, type RawDocument} from '../../model/image.js';
 import {compressionOfMediaType, isIndexMediaType, isNondistributable, layerMediaType, MediaType, toOciMediaType} from '../../model/media-types.js';
 import {tryParseReference} from '../../model/reference.js';
-import type {Member, MemberWriteOptions} from '../../tar/archive-writer.js';
-import {isScratchLayer} from '../../io/scratch-layer.js';
 import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, blobPath} from './read.js';
 
 /** What every writer takes besides the entries; filled in by the write op (concurrency, workers, progress). */
@@ -27,24 +25,13 @@ export interface FormatWriteResult {
 export const OCI_LAYOUT_BYTES = Buffer.from('{"imageLayoutVersion": "1.0.0"}');
 
 /**
- * A layer's stored bytes, checked against its descriptor while they stream (verify-while-copying):
- * a blob that does not hash to its digest, or has the wrong size, fails the write naming it.
- */
-export function verifiedBlob(layer: Layer): Readable {
-  const check = new DigestStream(`${layer.label}: blob`, {digest: layer.descriptor.digest, size: layer.descriptor.size});
-  pipeline(layer.openCompressed(), check, () => {}); // errors surface on `check`, where the reader is
-  return check;
-}
-
-/**
  * A layer as an archive member: a byte range of a file when the layer has one (copied by offset,
  * on a worker, hashed against its digest on the way; a scratch file ferry just wrote and hashed is
  * not hashed again), else its stream, checked the same way.
  */
 export function layerMember(name: string, layer: Layer): Member {
-  const region = layer.region;
-  if (!region) return {type: 'stream', name, size: layer.descriptor.size, open: () => verifiedBlob(layer)};
-  const source = {path: region.path, offset: region.offset, size: region.size, label: region.label};
+  const source = layer.region;
+  if (!source) return {type: 'stream', name, size: layer.descriptor.size, open: () => openCheckedBlob(layer)};
   if (isScratchLayer(layer)) return {type: 'blob', name, size: layer.descriptor.size, source, owned: true};
   return {type: 'blob', name, size: layer.descriptor.size, source, verify: {digest: layer.descriptor.digest, what: `${layer.label}: blob`}};
 }

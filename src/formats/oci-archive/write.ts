@@ -1,5 +1,5 @@
 import type {ArchiveEntry} from '../../model/image.js';
-import {sortMembers, writeTarFile} from '../../tar/archive-writer.js';
+import {sortMembers, writeTarFile} from '../../io/fs/members.js';
 import {layoutMembers, ociLayoutNames, planLayout, type FormatWriteOptions, type FormatWriteResult} from '../layout/write.js';
 
 /** An OCI image layout as one tar file (skopeo's and podman's oci-archive), members in name order. */

@@ -1,24 +1,17 @@
 import {createHash} from 'node:crypto';
 import {FerryError} from '../../errors.js';
-import type {FileRange} from '../../io/byte-source.js';
-import {RangeLayer} from '../../io/blob-layer.js';
-import {walkTar} from '../../tar/walk.js';
-import {configPlatform, parseConfig} from '../../model/config.js';
+import type {FileRange} from '../../io/bytes/file-range.js';
+import {RangeLayer} from '../../io/layers/range-layer.js';
 import type {Digest} from '../../model/digest.js';
-import type {ArchiveEntry} from '../../model/image.js';
+import {appendLayer, emptyImage} from '../../model/empty.js';
+import type {ReadResult} from '../../model/image.js';
 import {MediaType} from '../../model/media-types.js';
-import {hostPlatform, type Platform} from '../../model/platform.js';
-import {importedConfigBytes, type ContainerConfigChanges} from '../../model/synthesize.js';
-
-export interface RootfsOptions {
-  platform?: Platform;
-  config?: ContainerConfigChanges;
-  comment?: string;
-  names?: string[];
-}
+import type {Platform} from '../../model/platform.js';
+import {walkTar} from '../../tar/walk.js';
+import type {ReadContext} from '../layout/read.js';
 
 /** Validates the tar by its headers (no data read) and returns the newest mtime. */
-export async function scanRootfs(range: FileRange): Promise<{entries: number; newestMtime: number}> {
+async function scanRootfs(range: FileRange): Promise<{entries: number; newestMtime: number}> {
   const {reader, close} = await range.openReader();
   let entries = 0;
   let newestMtime = 0;
@@ -42,24 +35,33 @@ export async function scanRootfs(range: FileRange): Promise<{entries: number; ne
   return {entries, newestMtime};
 }
 
-export async function sha256OfRange(range: FileRange): Promise<Digest> {
+async function sha256OfRange(range: FileRange): Promise<Digest> {
   const h = createHash('sha256');
   for await (const chunk of range.stream()) h.update(chunk as Buffer);
   return `sha256:${h.digest('hex')}` as Digest;
 }
 
-/**
- * A flattened filesystem tar presented as a one-layer image, as `docker import` would make it. The
- * layer is the tar's bytes untouched (diffID = sha256 of them); `created` is the newest entry mtime so
- * the same tar always yields the same image ID.
- */
-export async function readRootfsEntries(range: FileRange, options: RootfsOptions = {}): Promise<ArchiveEntry[]> {
+export interface RootfsLayer {
+  /** The tar's bytes untouched, as one layer: diffID = digest = sha256 of them (what docker import does). */
+  layer: RangeLayer;
+  /** RFC 3339 of the newest entry mtime: the same tar always gives the same `created`, hence image ID. */
+  created: string;
+}
+
+/** A flattened filesystem tar as one layer (`docker export` output, `docker import` input). */
+export async function readRootfsLayer(range: FileRange, context: ReadContext): Promise<RootfsLayer> {
   const {newestMtime} = await scanRootfs(range);
   const diffId = await sha256OfRange(range);
-  const platform = options.platform ?? {...hostPlatform(), os: 'linux'};
-  const created = new Date(newestMtime * 1000).toISOString().replace('.000Z', 'Z');
-  const bytes = importedConfigBytes({diffId, platform, created, comment: options.comment ?? 'Imported from -', ...(options.config ? {config: options.config} : {})});
-  const config = parseConfig(bytes, MediaType.ociConfig, `${range.label}: synthesized config`);
-  const layer = new RangeLayer({mediaType: MediaType.ociLayer, digest: diffId, size: range.size}, diffId, range);
-  return [{names: options.names ?? [], root: {names: [], manifest: null, config, layers: [layer], platform: configPlatform(config.parsed)}}];
+  const layer = new RangeLayer({mediaType: MediaType.ociLayer, digest: diffId, size: range.size}, diffId, range, context.limits);
+  return {layer, created: new Date(newestMtime * 1000).toISOString().replace('.000Z', 'Z')};
+}
+
+/**
+ * A rootfs tar read as an image: "FROM scratch" plus the tar as its one layer, with the config
+ * `docker import` would write (comment "Imported from -").
+ */
+export async function readRootfs(range: FileRange, context: ReadContext & {platform: Platform}): Promise<ReadResult> {
+  const {layer, created} = await readRootfsLayer(range, context);
+  const image = appendLayer(emptyImage({platform: context.platform, created}), layer, {created, comment: 'Imported from -'});
+  return {entries: [{names: [], root: image}], warnings: [], problems: []};
 }

@@ -1,7 +1,6 @@
 import {FerryError} from '../../errors.js';
 import {XATTR_PREFIX, type PaxRecords} from '../../tar/pax.js';
-import {cleanPath, type TarEntry} from '../../tar/walk.js';
-import {entryPathProblem} from '../path-safety.js';
+import {cleanPath, entryPathProblem, type TarEntry} from '../../tar/walk.js';
 import {Inode, isFailure, type Attributes, type MergedTree, type ResolveFailure, type TreeNode} from './tree.js';
 import {WHITEOUT_META_PREFIX, whiteoutKind} from './whiteout.js';
 
@@ -32,11 +31,11 @@ import {WHITEOUT_META_PREFIX, whiteoutKind} from './whiteout.js';
  *
  * Where ferry deliberately differs from Docker: a bare `.wh.` (also `.wh..`) names nothing and is
  * ignored with a warning — Docker's applier removes the whole directory it sits in (the root, for a
- * top-level one), the bug anchore/stereoscope#647 describes. What src/ops/path-safety.ts calls unsafe
- * is refused, naming the member: absolute names (Docker joins them under the root), `..` escapes, hard
- * links leaving the root, relative symlinks climbing out of it (docker 20.10's chrooted applier
- * accepts those; ferry never follows them out of the root anyway); so are sparse files and unknown
- * entry types.
+ * top-level one), the bug anchore/stereoscope#647 describes. What `entryPathProblem` (src/tar/walk.ts)
+ * calls unsafe is refused, naming the member: absolute names (Docker joins them under the root), `..`
+ * escapes and hard links leaving the root; so are sparse files and unknown entry types. Symlink
+ * targets are kept as written, also when they climb out (`up -> ../..`), as docker 20.10 keeps them:
+ * the tree resolves every link inside the image root, so none leads out of it.
  */
 export interface ApplyContext {
   tree: MergedTree;

@@ -1,5 +1,5 @@
 import {FerryError} from '../../errors.js';
-import {FileRange} from '../../io/byte-source.js';
+import {FileRange} from '../../io/bytes/file-range.js';
 import type {Layer} from '../../model/image.js';
 import {walkTar} from '../../tar/walk.js';
 import {openLayerTar} from './layer-tar.js';

@@ -8,13 +8,14 @@ import {writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {repoTags, writeDockerArchive} from '../../../src/formats/docker-archive/write.js';
-import {RangeLayer} from '../../../src/io/blob-layer.js';
-import {FileRange} from '../../../src/io/byte-source.js';
+import {RangeLayer} from '../../../src/io/layers/range-layer.js';
+import {FileRange} from '../../../src/io/bytes/file-range.js';
 import {parseConfig} from '../../../src/model/config.js';
 import {sha256Of} from '../../../src/model/digest.js';
 import type {ArchiveEntry, Image, ImageIndex} from '../../../src/model/image.js';
 import {peerMissing} from '../../helpers/peers.js';
 import {ArchiveView, makeTmp, removeTmp, sha256, tarHeaders} from '../../ops/convert-fixtures.js';
+import {DEFAULT_LIMITS} from '../../../src/settings.js';
 
 describe('repoTags', () => {
   it('writes familiar name:tag only, as docker save does', () => {
@@ -37,7 +38,7 @@ describe.skipIf(peerMissing('python3'))('writeDockerArchive', () => {
       const file = `${src}.tar`;
       const bytes = execFileSync('cat', [file]);
       const digest = sha256Of(bytes);
-      return new RangeLayer({mediaType: 'application/vnd.docker.image.rootfs.diff.tar', digest, size: bytes.length}, digest, new FileRange(file, 0, bytes.length, file));
+      return new RangeLayer({mediaType: 'application/vnd.docker.image.rootfs.diff.tar', digest, size: bytes.length}, digest, new FileRange(file, 0, bytes.length, file), DEFAULT_LIMITS);
     };
     a = tarOf('a', 'first');
     b = tarOf('b', 'second');
@@ -46,7 +47,7 @@ describe.skipIf(peerMissing('python3'))('writeDockerArchive', () => {
 
   const image = (layers: RangeLayer[], arch = 'amd64'): Image => {
     const bytes = Buffer.from(JSON.stringify({architecture: arch, os: 'linux', rootfs: {type: 'layers', diff_ids: layers.map((l) => l.diffId)}}));
-    return {names: [], manifest: null, config: parseConfig(bytes, 'application/vnd.docker.container.image.v1+json', 'test'), layers, platform: {os: 'linux', architecture: arch}};
+    return {manifest: null, config: parseConfig(bytes, 'application/vnd.docker.container.image.v1+json', 'test'), layers, platform: {os: 'linux', architecture: arch}};
   };
 
   it('legacy: a layer repeated in one image is stored once; the later directory links to it and manifest.json names the file', async () => {

@@ -9,20 +9,21 @@ import path from 'node:path';
 import {gzipSync} from 'node:zlib';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {dockerSaveNames, indexFor, indexJson, manifestFor, ociLayerMediaType, ociLayoutNames, planLayout} from '../../../src/formats/layout/write.js';
-import {RangeLayer} from '../../../src/io/blob-layer.js';
-import {FileRange} from '../../../src/io/byte-source.js';
+import {RangeLayer} from '../../../src/io/layers/range-layer.js';
+import {FileRange} from '../../../src/io/bytes/file-range.js';
 import {sha256Of, type Digest} from '../../../src/model/digest.js';
 import {isImageIndex, listImages, type Archive, type Image, type ImageIndex} from '../../../src/model/image.js';
-import {openArchive} from '../../../src/transports.js';
+import {openArchive} from '../../../src/transports/table.js';
 import {peerMissing} from '../../helpers/peers.js';
 import {FIXTURES, makeMultiPlatformLayout, makeTmp, removeTmp, sha256, skopeoConfigDigest, skopeoManifest} from '../../ops/convert-fixtures.js';
+import {DEFAULT_LIMITS} from '../../../src/settings.js';
 
 const TAR = Buffer.concat([Buffer.from('not really a tar but uncompressed'), Buffer.alloc(1024)]);
 
 function layerOver(dir: string, name: string, bytes: Buffer, mediaType: string): RangeLayer {
   const file = path.join(dir, name);
   writeFileSync(file, bytes);
-  return new RangeLayer({mediaType, digest: sha256Of(bytes), size: bytes.length}, sha256Of(TAR), new FileRange(file, 0, bytes.length, name));
+  return new RangeLayer({mediaType, digest: sha256Of(bytes), size: bytes.length}, sha256Of(TAR), new FileRange(file, 0, bytes.length, name), DEFAULT_LIMITS);
 }
 
 describe('ociLayerMediaType', () => {

@@ -6,10 +6,11 @@ import {readdirSync, readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {Readable} from 'node:stream';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {verifiedBlob} from '../../../src/formats/layout/write.js';
-import {writeMembersToDirectory} from '../../../src/formats/oci/write.js';
-import {RangeLayer} from '../../../src/io/blob-layer.js';
-import {FileRange} from '../../../src/io/byte-source.js';
+import {openCheckedBlob} from '../../../src/io/blobs/checked-read.js';
+import {FileRange} from '../../../src/io/bytes/file-range.js';
+import {writeMembersToDirectory} from '../../../src/io/fs/members.js';
+import {RangeLayer} from '../../../src/io/layers/range-layer.js';
+import {DEFAULT_LIMITS} from '../../../src/settings.js';
 import {sha256Of, type Digest} from '../../../src/model/digest.js';
 import {makeTmp, removeTmp} from '../../ops/convert-fixtures.js';
 
@@ -47,7 +48,7 @@ describe('writeMembersToDirectory', () => {
     const file = path.join(dir, 'blob');
     writeFileSync(file, 'actual content');
     const claimed = sha256Of('other content') as Digest;
-    const layer = new RangeLayer({mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: claimed, size: 14}, claimed, new FileRange(file, 0, 14, 'src.tar:blobs/sha256/x'));
-    await expect(writeMembersToDirectory(path.join(dir, 'bad'), [{type: 'dir', name: 'b'}, {type: 'stream', name: 'b/x', size: 14, open: () => verifiedBlob(layer)}])).rejects.toThrow(`src.tar:blobs/sha256/x: blob: digest mismatch: expected ${claimed}, got ${sha256Of('actual content')}`);
+    const layer = new RangeLayer({mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: claimed, size: 14}, claimed, new FileRange(file, 0, 14, 'src.tar:blobs/sha256/x'), DEFAULT_LIMITS);
+    await expect(writeMembersToDirectory(path.join(dir, 'bad'), [{type: 'dir', name: 'b'}, {type: 'stream', name: 'b/x', size: 14, open: () => openCheckedBlob(layer)}])).rejects.toThrow(`src.tar:blobs/sha256/x: blob: digest mismatch: expected ${claimed}, got ${sha256Of('actual content')}`);
   });
 });

@@ -6,8 +6,8 @@ import {Readable} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {flattenImage} from '../../../src/ops/flatten.js';
-import {pickImage} from '../../../src/ops/overlay/pick-image.js';
-import {openArchive} from '../../../src/transports.js';
+import {pickImage} from '../../../src/ops/select.js';
+import {openArchive} from '../../../src/transports/table.js';
 import {pythonMembers} from '../../tar/oracle.js';
 import {canonFromTar, craftDockerArchive, diffCanon, LayerModel, listTar, ModelError, T0, type Canon, type CraftLayer} from '../../helpers/tree-model.js';
 
@@ -24,7 +24,7 @@ async function ferryExport(layers: CraftLayer[]): Promise<{canon: Canon; warning
   craftDockerArchive(archivePath, `t/img:${n}`, layers);
   const archive = await openArchive(archivePath);
   try {
-    const flat = await flattenImage(pickImage(archive, []).image);
+    const flat = await flattenImage((await pickImage(archive, [])).image);
     const file = path.join(dir, `export${n}.tar`);
     await pipeline(Readable.from(flat.stream()), createWriteStream(file));
     return {canon: canonFromTar(listTar(file)), warnings: flat.warnings, file};

@@ -33,13 +33,12 @@ function memoryLayer(tar: Buffer, index: number): Layer {
     label: `layer[${index}]`,
     compression: async () => 'none',
     openCompressed: () => Readable.from([tar]),
-    openUncompressed: async () => Readable.from([tar]),
+    openUncompressed: () => Readable.from([tar]),
   };
 }
 
 async function engineCanon(layers: CraftLayer[]): Promise<Canon | 'error'> {
   const image: Image = {
-    names: [],
     manifest: null,
     config: parseConfig(Buffer.from('{"rootfs":{"type":"layers","diff_ids":[]}}'), MediaType.ociConfig, 'test'),
     layers: layers.map((l, i) => memoryLayer(encodeLayer(l), i)),

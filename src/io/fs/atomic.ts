@@ -1,0 +1,162 @@
+import {randomBytes} from 'node:crypto';
+import {link, lstat, mkdir, readdir, rename, stat, unlink} from 'node:fs/promises';
+import path from 'node:path';
+import {FerryError, ioError} from '../../errors.js';
+import {disposeTemp, registerTemp, releaseTemp} from './temp.js';
+
+export type OutputKind = 'file' | 'dir';
+
+/**
+ * An output written under a temp name beside its destination and renamed into place at the end, so
+ * a reader never sees half an archive: on error, abort() or Ctrl-C (cleanup.ts) the temp is removed.
+ */
+export interface AtomicOutput {
+  readonly destination: string;
+  /** Where the writer writes: a hidden name in the destination's directory (same filesystem). */
+  readonly tempPath: string;
+  /** A scratch directory beside the destination for intermediate files, created on first use. */
+  scratchDir(): Promise<string>;
+  /** Renames the temp into place (replacing an old destination only if `force` was given). */
+  commit(): Promise<void>;
+  /** Removes the temp and scratch; safe to call twice. */
+  abort(): Promise<void>;
+}
+
+export interface AtomicOptions {
+  force?: boolean;
+}
+
+function tempName(destination: string, suffix: string): string {
+  const dir = path.dirname(destination);
+  const base = path.basename(destination);
+  return path.join(dir, `.${base}.ferry-${process.pid}-${randomBytes(4).toString('hex')}.${suffix}`);
+}
+
+/**
+ * Refuses a destination that exists (unless `force`) or whose directory is missing. With `force`,
+ * a file only replaces a file, and a directory only replaces an empty directory or an OCI layout:
+ * `--force` must never delete someone's unrelated directory.
+ */
+export async function checkDestination(destination: string, kind: OutputKind, options: AtomicOptions = {}): Promise<void> {
+  const parent = path.dirname(path.resolve(destination));
+  const parentStat = await stat(parent).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') throw new FerryError('NOT_FOUND', `${destination}: directory ${path.dirname(destination)} does not exist`);
+    throw ioError(e, path.dirname(destination));
+  });
+  if (!parentStat.isDirectory()) throw new FerryError('IO', `${destination}: ${path.dirname(destination)} is not a directory`);
+  let existing;
+  try {
+    existing = await lstat(destination);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw ioError(e, destination);
+  }
+  if (!options.force) throw new FerryError('EXISTS', `${destination}: already exists (pass --force to replace it)`);
+  if (kind === 'file' && existing.isDirectory()) throw new FerryError('EXISTS', `${destination}: is a directory; refusing to replace it with an archive file`);
+  if (kind === 'dir') {
+    if (!existing.isDirectory()) throw new FerryError('EXISTS', `${destination}: exists and is not a directory; refusing to replace it with an OCI layout`);
+    const names = await readdir(destination).catch((e) => {
+      throw ioError(e, destination);
+    });
+    if (names.length > 0 && !names.includes('oci-layout') && !names.includes('index.json')) {
+      throw new FerryError('EXISTS', `${destination}: is a non-empty directory that is not an OCI layout; refusing to replace it`);
+    }
+  }
+}
+
+export async function beginAtomicOutput(destination: string, kind: OutputKind, options: AtomicOptions = {}): Promise<AtomicOutput> {
+  await checkDestination(destination, kind, options);
+  const tempPath = tempName(destination, kind === 'dir' ? 'tmpdir' : 'tmp');
+  registerTemp(tempPath);
+  if (kind === 'dir') {
+    await mkdir(tempPath).catch((e) => {
+      disposeTemp(tempPath);
+      throw ioError(e, tempPath);
+    });
+  }
+  let scratch: string | undefined;
+  let done = false;
+  const cleanup = (): void => {
+    if (scratch) disposeTemp(scratch);
+    scratch = undefined;
+  };
+  return {
+    destination,
+    tempPath,
+    async scratchDir(): Promise<string> {
+      if (scratch) return scratch;
+      const dir = tempName(destination, 'work');
+      registerTemp(dir);
+      await mkdir(dir).catch((e) => {
+        disposeTemp(dir);
+        throw ioError(e, dir);
+      });
+      scratch = dir;
+      return dir;
+    },
+    async commit(): Promise<void> {
+      if (done) return;
+      cleanup();
+      // Re-check: the destination may have appeared while we were writing.
+      await checkDestination(destination, kind, options);
+      try {
+        if (kind === 'dir' && (await exists(destination))) await replaceDirectory(tempPath, destination);
+        else if (kind === 'file' && !options.force) await renameNoReplace(tempPath, destination);
+        else await rename(tempPath, destination);
+      } catch (e) {
+        throw ioError(e, destination);
+      }
+      releaseTemp(tempPath);
+      done = true;
+    },
+    async abort(): Promise<void> {
+      cleanup();
+      if (!done) disposeTemp(tempPath);
+      done = true;
+    },
+  };
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Moves a file into place only if nothing is there: link(2) fails with EEXIST instead of replacing
+ * (rename would silently clobber a file that appeared since the check). Filesystems without hard
+ * links (FAT/exFAT USB disks) fall back to rename after the check above.
+ */
+async function renameNoReplace(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new FerryError('EXISTS', `${to}: already exists (pass --force to replace it)`);
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EXDEV' || code === 'EMLINK') {
+      await rename(from, to);
+      return;
+    }
+    throw e;
+  }
+  await unlink(from);
+}
+
+/** rename(2) cannot replace a non-empty directory: move the old one aside, move in, then delete it. */
+async function replaceDirectory(from: string, to: string): Promise<void> {
+  // The old copy is not registered for cleanup: if we are killed between the renames it survives
+  // under its hidden name rather than being deleted with nothing in its place.
+  const old = tempName(to, 'old');
+  await rename(to, old);
+  try {
+    await rename(from, to);
+  } catch (e) {
+    await rename(old, to).catch(() => {});
+    throw e;
+  }
+  disposeTemp(old);
+}

@@ -1,0 +1,129 @@
+import pLimit from 'p-limit';
+import {FerryError} from '../../errors.js';
+import type {Layer, OpenOptions} from '../../model/image.js';
+import type {Compression} from '../../model/media-types.js';
+import type {Limits} from '../../settings.js';
+import type {ByteReader} from '../../tar/reader.js';
+import {entryPathProblem, walkTar, type TarEntry} from '../../tar/walk.js';
+import {openRegionReader} from '../bytes/file-range.js';
+import type {StreamReader} from '../bytes/readers.js';
+import {besideCheck, consumeChecked, explainFailure} from '../blobs/checked-read.js';
+import type {BlobPool} from '../blobs/pool.js';
+
+/**
+ * What is checked inside a layer: every entry stays inside the image root and names a path once.
+ * verify reports what it finds; writers and the layer engine refuse to pass such a layer on.
+ */
+
+/**
+ * What verify reports about one entry of a layer, or undefined: a path that reaches outside the
+ * root (entryPathProblem in src/tar/walk.ts), or a second entry for one path (docker load rejects
+ * those). `seen` carries the cleaned names of the entries before it.
+ */
+export function entryProblem(entry: Pick<TarEntry, 'name' | 'type' | 'linkname'>, seen: Set<string>): string | undefined {
+  const unsafe = entryPathProblem(entry);
+  if (unsafe) return unsafe;
+  const key = entry.name.replace(/^(\.\/)+|\/+$/g, '');
+  const duplicate = seen.has(key) && entry.type !== 'dir';
+  seen.add(key);
+  return duplicate ? `duplicate entry "${entry.name}" (docker load rejects duplicate paths)` : undefined;
+}
+
+export interface LayerScanResult {
+  compression: Compression;
+  entries: number;
+  /** Entry-level problems (unsafe paths, duplicates); digest problems throw instead. */
+  problems: string[];
+}
+
+/**
+ * Reads a layer once, start to end, through the checked read (blob digest and size, decompression,
+ * diffID) and walks its entries. `onEntry` sees every entry (it may read the body through the reader
+ * before returning).
+ */
+export async function scanLayer(layer: Layer, options: OpenOptions & {limits: Limits; onEntry?: (entry: TarEntry, reader: StreamReader) => Promise<void>}): Promise<LayerScanResult> {
+  const compression = await layer.compression();
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  const entries = await consumeChecked(
+    layer,
+    async (reader) => {
+      let count = 0;
+      for await (const entry of walkTar(reader)) {
+        count++;
+        const problem = entryProblem(entry, seen);
+        if (problem) problems.push(`${layer.label}: ${problem}`);
+        if (options.onEntry) await options.onEntry(entry, reader);
+      }
+      if (count === 0 && reader.position === 0) throw new FerryError('BAD_TAR', `${layer.label}: empty layer blob`);
+      return count;
+    },
+    options,
+  );
+  return {compression, entries, problems};
+}
+
+/** Walks entries and throws on the first problem. */
+async function refuseProblems(reader: ByteReader, label: string): Promise<void> {
+  const seen = new Set<string>();
+  for await (const entry of walkTar(reader)) {
+    const problem = entryProblem(entry, seen);
+    if (problem) throw new FerryError(problem.startsWith('duplicate') ? 'BAD_TAR' : 'UNSAFE_PATH', `${label}: ${problem}`);
+  }
+}
+
+/**
+ * What verify would refuse inside a layer, for a writer that copies the blob itself (and hashes it
+ * on the way): entries that escape the root or repeat a path, and a tar that does not hash to its
+ * diffID. An uncompressed blob in a file whose digest is its diffID is walked by its headers alone,
+ * bodies skipped (the copy's hash covers the rest); anything else goes through the checked read.
+ */
+export async function checkLayerContent(layer: Layer, limits: Limits): Promise<void> {
+  const compression = await layer.compression();
+  const region = layer.region;
+  if (compression === 'none' && region && layer.descriptor.digest === layer.diffId) {
+    const {reader, close} = await openRegionReader(region);
+    try {
+      await refuseProblems(reader, layer.label);
+    } catch (e) {
+      throw await explainFailure(layer, e);
+    } finally {
+      await close();
+    }
+    return;
+  }
+  await consumeChecked(layer, (reader) => refuseProblems(reader, layer.label), {limits});
+}
+
+/** checkLayerContent for each distinct layer (by blob and diffID), several at once. */
+export async function checkLayerContents(layers: readonly Layer[], limits: Limits, concurrency: number): Promise<void> {
+  const distinct = new Map<string, Layer>();
+  for (const layer of layers) distinct.set(`${layer.descriptor.digest}/${layer.diffId}`, layer);
+  const limit = pLimit(Math.max(1, concurrency));
+  await Promise.all([...distinct.values()].map((layer) => limit(() => checkLayerContent(layer, limits))));
+}
+
+/**
+ * For the layer engine (squash, export), which walks an uncompressed blob in a file by offset and
+ * never reads the bodies it skips: hashes each such blob against its digest, size and diffID — on the
+ * pool's workers, beside the walk. Streamed (compressed) layers need nothing here: the engine reads
+ * them through the checked read.
+ */
+export async function checkStoredLayers(layers: readonly Layer[], pool: BlobPool, concurrency: number): Promise<void> {
+  const limit = pLimit(Math.max(1, concurrency));
+  await Promise.all(
+    layers.map((layer) =>
+      limit(async () => {
+        const region = layer.region;
+        if (!region || (await layer.compression()) !== 'none') return;
+        const diffId = layer.descriptor.digest === layer.diffId ? {} : {diffId: {digest: layer.diffId, what: `${layer.label}: diffID`}};
+        await pool.run({kind: 'check', source: region, verify: {digest: layer.descriptor.digest, size: layer.descriptor.size, what: `${layer.label}: blob`}, ...diffId});
+      }),
+    ),
+  );
+}
+
+/** Work on layers (the engine's walk) with their stored blobs checked beside it; a check failure wins. */
+export function withStoredCheck<T>(layers: readonly Layer[], pool: BlobPool, concurrency: number, work: Promise<T>): Promise<T> {
+  return besideCheck(checkStoredLayers(layers, pool, concurrency), work);
+}
