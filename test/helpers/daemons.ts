@@ -1,5 +1,6 @@
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process';
-import {mkdirSync, mkdtempSync, rmSync, writeFileSync, copyFileSync, chmodSync, symlinkSync} from 'node:fs';
+import {mkdirSync, mkdtempSync, rmSync, writeFileSync, copyFileSync, chmodSync, symlinkSync, createReadStream, openSync, closeSync, readFileSync} from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -223,6 +224,108 @@ export async function buildBusyboxArchive(out: string, name: string, layers: Lay
     rmSync(work, {recursive: true, force: true});
     await buildah.cleanup();
   }
+}
+
+/** One HTTP exchange over a unix socket (the Docker Engine API and podman's compat API speak this). */
+export interface SocketResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/**
+ * A request to an API server on a unix socket with Node's http client: no curl, no TCP port. `body`
+ * may be a file path to stream (for image archives) or bytes.
+ */
+export function socketRequest(sock: string, method: string, urlPath: string, opts: {body?: Buffer | string; bodyFile?: string; headers?: Record<string, string>; timeoutMs?: number} = {}): Promise<SocketResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({socketPath: sock, method, path: urlPath, headers: {Host: 'localhost', ...opts.headers}}, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)}));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(opts.timeoutMs ?? 120_000, () => req.destroy(new Error(`${method} ${urlPath} on ${sock}: timed out`)));
+    if (opts.bodyFile !== undefined) {
+      const src = createReadStream(opts.bodyFile);
+      src.on('error', (e) => req.destroy(e));
+      src.pipe(req);
+    } else req.end(opts.body);
+  });
+}
+
+async function waitForAsync(check: () => Promise<boolean>, what: string, child: ChildProcess, logFile: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${what} exited early (${child.exitCode}); see ${logFile}`);
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${what} did not become ready in ${timeoutMs} ms; see ${logFile}`);
+}
+
+export interface PodmanService {
+  sock: string;
+  /** unix://<sock>, for DOCKER_HOST or CONTAINER_HOST. */
+  host: string;
+  /** Private temp root: storage, run root, libpod tmp, XDG dirs, log. */
+  root: string;
+  /** The podman CLI on the service's own storage, to judge what the API did. */
+  podman(args: string[], opts?: {input?: Buffer | string}): string;
+  podmanRaw(args: string[], opts?: {input?: Buffer | string}): RunResult;
+  stop(): Promise<void>;
+}
+
+/**
+ * `podman system service` (Docker-compatible and libpod REST API) on a private unix socket, with its
+ * own vfs storage, libpod tmp dir and XDG/TMPDIR, so it shares nothing with other podman runs. Ready
+ * when `GET /_ping` answers 200. The CLI gets the same global flags and environment: with different
+ * ones it would open another store and see nothing the service loaded.
+ */
+export async function startPodmanService(): Promise<PodmanService> {
+  const root = tempRoot('fps-');
+  const sock = path.join(root, 'podman.sock');
+  const host = `unix://${sock}`;
+  const logFile = path.join(root, 'podman-service.log');
+  const global = ['--root', path.join(root, 'root'), '--runroot', path.join(root, 'run'), '--storage-driver', 'vfs', '--tmpdir', path.join(root, 'libpod'), '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
+  const env = {...process.env, TMPDIR: path.join(root, 'tmp'), XDG_RUNTIME_DIR: path.join(root, 'xdg'), XDG_CONFIG_HOME: path.join(root, 'cfg'), XDG_DATA_HOME: path.join(root, 'data')};
+  for (const d of [env.TMPDIR, env.XDG_RUNTIME_DIR]) mkdirSync(d, {recursive: true});
+  const log = openSync(logFile, 'a');
+  // --time=0: never exit for idleness; the test's teardown stops it by pid.
+  const child = spawn('podman', [...global, 'system', 'service', '--time=0', host], {stdio: ['ignore', log, log], env});
+  closeSync(log);
+  const podmanRaw = (args: string[], opts: {input?: Buffer | string} = {}): RunResult => runRaw('podman', [...global, ...args], {...opts, env});
+  const podman = (args: string[], opts: {input?: Buffer | string} = {}): string => {
+    const r = podmanRaw(args, opts);
+    if (r.status !== 0) throw new Error(`podman ${args.join(' ')} failed (${r.status}): ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+  const stop = async (): Promise<void> => {
+    await stopChild(child);
+    rmSync(root, {recursive: true, force: true});
+  };
+  try {
+    await waitForAsync(async () => (await socketRequest(sock, 'GET', '/_ping', {timeoutMs: 2_000})).status === 200, 'podman system service', child, logFile);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {sock, host, root, podman, podmanRaw, stop};
+}
+
+/**
+ * `docker build` with the classic builder (DOCKER_BUILDKIT=0) against a private dockerd; `squash`
+ * needs a daemon started with `--experimental`. RUN steps get no network. Returns the image ID.
+ */
+export function dockerBuild(dockerd: Dockerd, contextDir: string, tag: string, opts: {squash?: boolean} = {}): {id: string; output: string} {
+  const iidFile = path.join(dockerd.root, `iid-${process.pid}-${Date.now()}`);
+  const env = {...process.env, DOCKER_HOST: dockerd.host, DOCKER_CONFIG: path.join(dockerd.root, 'client'), DOCKER_BUILDKIT: '0'};
+  const args = ['build', '--network', 'none', '--iidfile', iidFile, ...(opts.squash === true ? ['--squash'] : []), '-t', tag, contextDir];
+  const output = runOk(DOCKER, args, {env});
+  const id = readFileSync(iidFile, 'utf8').trim();
+  rmSync(iidFile, {force: true});
+  return {id, output};
 }
 
 export {runOk, runRaw};
