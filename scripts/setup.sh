@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PEERS=(skopeo umoci oci-image-tool podman buildah docker.io containerd busybox-static jq zstd xz-utils bzip2 uidmap time python3 tar chromium)
+PEERS=(skopeo umoci oci-image-tool podman buildah docker.io containerd busybox-static jq zstd xz-utils bzip2 uidmap time python3 tar chromium docker-registry apache2-utils openssl)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
@@ -13,7 +13,15 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian packages: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # docker-registry's package would start a registry on :5000 on every interface: tests start their
+    # own on loopback, so no package may start a service here (policy-rc.d 101 = "not allowed").
+    guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      guard=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' > "$guard" && chmod 755 "$guard"
+    fi
+    apt-get install -y -q --no-install-recommends "${missing[@]}" || { [ -n "$guard" ] && rm -f "$guard"; exit 1; }
+    [ -n "$guard" ] && rm -f "$guard"
   fi
 else
   echo "setup: not root on Debian: skipping the Debian peers (their tests will say skipped)" >&2
