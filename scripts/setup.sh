@@ -20,8 +20,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       guard=/usr/sbin/policy-rc.d
       printf '#!/bin/sh\nexit 101\n' > "$guard" && chmod 755 "$guard"
     fi
-    apt-get install -y -q --no-install-recommends "${missing[@]}" || { [ -n "$guard" ] && rm -f "$guard"; exit 1; }
-    [ -n "$guard" ] && rm -f "$guard"
+    status=0
+    apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
+    if [ -n "$guard" ]; then rm -f "$guard"; fi
+    [ "$status" = 0 ] || exit "$status"
   fi
 else
   echo "setup: not root on Debian: skipping the Debian peers (their tests will say skipped)" >&2
