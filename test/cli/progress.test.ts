@@ -8,7 +8,7 @@ import {spawnSync} from 'node:child_process';
 import {readFileSync} from 'node:fs';
 import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {BIN} from '../helpers/cli.js';
+import {requireBuiltCli} from '../helpers/cli.js';
 import {peerMissing} from '../helpers/peers.js';
 import {makeRandomDockerArchive, makeTmp, removeTmp} from '../ops/convert-fixtures.js';
 
@@ -23,7 +23,7 @@ const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** Runs `ferry ARGS > stdoutFile` with a pseudo-terminal as stderr; returns what the terminal got. */
 function underTerminal(args: string[], stdoutFile: string): {status: number | null; terminal: string} {
-  const command = `${quote(process.execPath)} ${quote(BIN)} ${args.map(quote).join(' ')} > ${quote(stdoutFile)}`;
+  const command = `${quote(process.execPath)} ${quote(requireBuiltCli())} ${args.map(quote).join(' ')} > ${quote(stdoutFile)}`;
   const r = spawnSync('script', ['-qec', command, '/dev/null'], {env: childEnv(), encoding: 'utf8', timeout: 120_000});
   return {status: r.status, terminal: r.stdout};
 }
@@ -51,7 +51,7 @@ describe.skipIf(peerMissing('script', 'tar', 'sha256sum'))('progress on stderr',
   });
 
   it('nothing is drawn when stderr is not a terminal', () => {
-    const r = spawnSync(process.execPath, [BIN, 'convert', source, `oci-archive:${path.join(tmp, 'pipe.tar')}`, '--compress', 'gzip'], {env: childEnv(), encoding: 'utf8'});
+    const r = spawnSync(process.execPath, [requireBuiltCli(), 'convert', source, `oci-archive:${path.join(tmp, 'pipe.tar')}`, '--compress', 'gzip'], {env: childEnv(), encoding: 'utf8'});
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^wrote oci-archive:/);
@@ -65,7 +65,7 @@ describe.skipIf(peerMissing('script', 'tar', 'sha256sum'))('progress on stderr',
       const r = underTerminal([command, source, dest], path.join(tmp, `${command}.stdout`));
       expect(r.status, r.terminal).toBe(0);
       expect(r.terminal).toMatch(new RegExp(`${phase} .*\\d+% \\| [\\d.]+/[\\d.]+ MiB \\| [\\d.]+ MiB/s \\| ETA`));
-      const piped = spawnSync(process.execPath, [BIN, command, source, `${dest}.2`, '--force'], {env: childEnv(), encoding: 'utf8'});
+      const piped = spawnSync(process.execPath, [requireBuiltCli(), command, source, `${dest}.2`, '--force'], {env: childEnv(), encoding: 'utf8'});
       expect(piped.status, piped.stderr).toBe(0);
       expect(piped.stderr).not.toContain('MiB/s');
     }

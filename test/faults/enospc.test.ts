@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {BIN} from '../helpers/cli.js';
+import {requireBuiltCli} from '../helpers/cli.js';
+import {IN_CI, runsAsRoot} from '../helpers/peers.js';
 import {buildLegacy, file, packTar, withDiffIds} from '../hostile/kit.js';
 import {lines, userEnv} from '../hostile/run.js';
 
@@ -35,10 +36,13 @@ function bigImage(): Buffer {
 
 /** Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN): probed once, unmounted at once. */
 function canMountTmpfs(): boolean {
-  if (process.getuid?.() !== 0) return false;
+  if (!runsAsRoot('a full tmpfs')) return false;
   const probe = mkdtempSync(path.join(os.tmpdir(), 'ferry-mount-probe-'));
   try {
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe], {stdio: 'ignore'}).status !== 0) return false;
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe], {stdio: 'ignore'}).status !== 0) {
+      if (IN_CI) throw new Error('CI=true but mounting a tmpfs failed: the full-disk tests need root with CAP_SYS_ADMIN');
+      return false;
+    }
     spawnSync('umount', [probe], {stdio: 'ignore'});
     return true;
   } finally {
@@ -57,7 +61,7 @@ interface Result {
 
 function run(args: string[], options: {env?: Record<string, string>; stdoutFd?: number} = {}): Promise<Result> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {env: userEnv(options.env), stdio: ['ignore', options.stdoutFd ?? 'ignore', 'pipe']});
+    const child = spawn(process.execPath, [requireBuiltCli(), ...args], {env: userEnv(options.env), stdio: ['ignore', options.stdoutFd ?? 'ignore', 'pipe']});
     const err: Buffer[] = [];
     child.stderr!.on('data', (d: Buffer) => err.push(d));
     child.on('close', (code, signal) => resolve({code, signal, stderr: Buffer.concat(err).toString('utf8')}));

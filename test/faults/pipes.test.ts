@@ -10,7 +10,7 @@ import {mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {BIN, FIXTURES} from '../helpers/cli.js';
+import {FIXTURES, requireBuiltCli} from '../helpers/cli.js';
 import {memberOffsets} from '../hostile/kit.js';
 import {leaksInternals, lines, userEnv} from '../hostile/run.js';
 
@@ -44,7 +44,7 @@ function run(args: string[], input: Buffer | undefined, options: {stdoutLimit?: 
   mkdirSync(temp);
   mkdirSync(out);
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {cwd: out, env: userEnv({FERRY_TMPDIR: temp}), stdio: ['pipe', 'pipe', 'pipe']});
+    const child = spawn(process.execPath, [requireBuiltCli(), ...args], {cwd: out, env: userEnv({FERRY_TMPDIR: temp}), stdio: ['pipe', 'pipe', 'pipe']});
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let seen = 0;

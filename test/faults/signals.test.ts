@@ -9,7 +9,7 @@ import {mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {BIN, FIXTURES} from '../helpers/cli.js';
+import {FIXTURES, requireBuiltCli} from '../helpers/cli.js';
 import {userEnv} from '../hostile/run.js';
 import {writeBigDockerSave} from './big-archive.js';
 
@@ -63,7 +63,7 @@ describe('interrupted by a signal', () => {
       const temp = path.join(run, 'tmp');
       mkdirSync(out, {recursive: true});
       mkdirSync(temp);
-      const child = spawn(process.execPath, [BIN, ...c.args(out)], {env: userEnv({FERRY_TMPDIR: temp}), stdio: ['ignore', 'ignore', 'pipe']});
+      const child = spawn(process.execPath, [requireBuiltCli(), ...c.args(out)], {env: userEnv({FERRY_TMPDIR: temp}), stdio: ['ignore', 'ignore', 'pipe']});
       const stderr: Buffer[] = [];
       child.stderr!.on('data', (d: Buffer) => stderr.push(d));
       const done = finished(child, stderr);
@@ -86,7 +86,7 @@ describe('interrupted by a signal', () => {
     const run = path.join(root, `spool-${Math.random().toString(36).slice(2)}`);
     const temp = path.join(run, 'tmp');
     mkdirSync(temp, {recursive: true});
-    const child = spawn(process.execPath, [BIN, 'verify', '-'], {env: userEnv({FERRY_TMPDIR: temp}), stdio: ['pipe', 'ignore', 'pipe']});
+    const child = spawn(process.execPath, [requireBuiltCli(), 'verify', '-'], {env: userEnv({FERRY_TMPDIR: temp}), stdio: ['pipe', 'ignore', 'pipe']});
     const stderr: Buffer[] = [];
     child.stderr!.on('data', (d: Buffer) => stderr.push(d));
     const done = finished(child, stderr);
@@ -104,7 +104,7 @@ describe('interrupted by a signal', () => {
   }, 60_000);
 
   it('inspect - waiting for stdin + SIGINT → exit 130 with one line', async () => {
-    const child = spawn(process.execPath, [BIN, 'inspect', '-'], {env: userEnv(), stdio: ['pipe', 'ignore', 'pipe']});
+    const child = spawn(process.execPath, [requireBuiltCli(), 'inspect', '-'], {env: userEnv(), stdio: ['pipe', 'ignore', 'pipe']});
     const stderr: Buffer[] = [];
     child.stderr!.on('data', (d: Buffer) => stderr.push(d));
     const done = finished(child, stderr);

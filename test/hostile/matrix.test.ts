@@ -97,6 +97,12 @@ describe('bad-input corpus', () => {
     expect(corpusAfter).toEqual(corpusBefore);
   });
 
+  it('every command ran on every case it takes (a matrix with no runs must not pass)', () => {
+    const planned = cases.flatMap((c) => commands.filter((command) => appliesTo(command, c.source)).map((command) => key(c, command)));
+    expect(planned.length).toBeGreaterThan(cases.length * 4);
+    expect(planned.filter((k) => !results.has(k))).toEqual([]);
+  });
+
   it('docs/bad-input.md lists every case', () => {
     const doc = readFileSync(path.join(ROOT, 'docs', 'bad-input.md'), 'utf8');
     const missing = allCases.filter((c) => !doc.includes(`\`${c.id}\``)).map((c) => c.id);

@@ -7,7 +7,7 @@
 import {spawn} from 'node:child_process';
 import {existsSync, lstatSync, mkdirSync, readdirSync, symlinkSync} from 'node:fs';
 import path from 'node:path';
-import {BIN, ROOT} from '../helpers/cli.js';
+import {requireBuiltCli, ROOT} from '../helpers/cli.js';
 import type {HostileCase} from './corpus.js';
 
 export interface Run {
@@ -84,7 +84,7 @@ export function runCase(c: HostileCase, inputs: Record<string, string>, sandboxR
   mkdirSync(temp);
   mkdirSync(path.join(sandbox, 'out'));
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {cwd: sandbox, env: userEnv({FERRY_TMPDIR: temp, ...c.env}), stdio: ['ignore', 'pipe', 'pipe']});
+    const child = spawn(process.execPath, [requireBuiltCli(), ...args], {cwd: sandbox, env: userEnv({FERRY_TMPDIR: temp, ...c.env}), stdio: ['ignore', 'pipe', 'pipe']});
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => stdout.push(d));

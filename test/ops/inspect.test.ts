@@ -8,7 +8,7 @@ import {fileURLToPath} from 'node:url';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {inspectArchive} from '../../src/ops/inspect.js';
 import {openArchive} from '../../src/transports/table.js';
-import {FIXTURES, ferry} from '../helpers/cli.js';
+import {FIXTURES} from '../helpers/cli.js';
 import {peerMissing} from '../helpers/peers.js';
 import {pythonMembers} from '../tar/oracle.js';
 
@@ -54,14 +54,6 @@ async function inspectJson(source: string, input?: Buffer): Promise<JsonResult> 
   } finally {
     await archive.close();
   }
-}
-
-/** The same through the real CLI (node bin/run.js): stdout is the JSON, stderr empty. */
-function inspectCli(source: string, input?: Buffer): JsonResult {
-  const r = ferry(['inspect', '--json', source], input ? {input} : {});
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
-  return JSON.parse(r.stdout) as JsonResult;
 }
 
 function skopeo(args: string[]): Buffer {
@@ -276,35 +268,6 @@ describe.skipIf(peerMissing('gzip', 'zstd'))('compressed input and stdin', () =>
     expect(await inspectJson('-', fs.readFileSync(oci))).toEqual(await inspectJson(oci));
   });
 
-  it('the CLI prints exactly that JSON, from a file and from a pipe', () => {
-    const cli = inspectCli(path.join(FIXTURES, 'edge.docker-save.tar'));
-    expectJsonShape(cli);
-    expect(cli).toEqual(plain);
-    expect(inspectCli('-', fs.readFileSync(path.join(FIXTURES, 'edge.docker-save.tar.gz')))).toEqual(plain);
-  });
-
-  it('the readable summary names the format, the image and its layers', () => {
-    const r = ferry(['inspect', path.join(FIXTURES, 'edge-multi.docker-save.tar')]);
-    expect(r.status).toBe(0);
-    expect(r.stderr).toBe('');
-    expect(r.stdout).toMatch(/^format: docker-archive/);
-    expect(r.stdout).toContain('ferry-fixture/edge:1, ferry-fixture/edge:latest');
-    expect(r.stdout).toContain('ferry-fixture/edge-child:1');
-    expect(r.stdout).toContain('fixtures.sh: layer1');
-    expect(r.stdout).toContain('["/bin/cat"]');
-  });
-
-  it('--image selects by name in any spelling, and an unknown name is an error listing what exists', () => {
-    const file = path.join(FIXTURES, 'edge-multi.docker-save.tar');
-    const r = ferry(['inspect', '--json', '--image', 'docker.io/ferry-fixture/edge-child:1', file]);
-    expect(r.status).toBe(0);
-    expect((JSON.parse(r.stdout) as JsonResult).images.map((i) => i.names)).toEqual([['ferry-fixture/edge-child:1']]);
-    const missing = ferry(['inspect', '--image', 'nope:1', file]);
-    expect(missing.status).toBe(1);
-    expect(missing.stdout).toBe('');
-    expect(missing.stderr).toMatch(/^ferry: .*no image matches "nope:1".*ferry-fixture\/edge-child:1/);
-    expect(missing.stderr.trimEnd().split('\n')).toHaveLength(1);
-  });
 });
 
 describe.skipIf(peerMissing('python3'))('member names', () => {
@@ -375,10 +338,4 @@ describe.skipIf(peerMissing('python3'))('inspect reads no layer bytes', () => {
     expect(read).toBeLessThan(facts.layerSize / 1000);
   });
 
-  it('the CLI answers the same for it', () => {
-    const result = inspectCli(archive);
-    expectJsonShape(result);
-    expect(result.images[0]!.names).toEqual(['huge:1']);
-    expect(result.images[0]!.layers[0]!.size).toBe(facts.layerSize);
-  });
 });

@@ -7,7 +7,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {FileRange} from '../../src/io/bytes/file-range.js';
 import type {TarEntry} from '../../src/tar/walk.js';
 import {FIXTURES} from '../helpers/cli.js';
-import {peerMissing} from '../helpers/peers.js';
+import {peerMissing, runsAsRoot} from '../helpers/peers.js';
 import {expectSameAsPython, pythonMembers} from './oracle.js';
 
 /**
@@ -17,7 +17,7 @@ import {expectSameAsPython, pythonMembers} from './oracle.js';
  */
 
 const TARMAKE = fileURLToPath(new URL('../helpers/tarmake.py', import.meta.url));
-const IS_ROOT = process.getuid?.() === 0;
+const IS_ROOT = runsAsRoot('restoring security.* xattrs and uids above 2^21');
 const MTIME_TEXT = '1612325106.123456789'; // 2021-02-03 04:05:06.123456789 UTC
 const D60 = 'd'.repeat(60);
 const DEEP = `${D60}/${D60}/${D60}/${D60}/${D60}`; // a 304-byte directory path

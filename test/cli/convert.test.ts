@@ -7,9 +7,9 @@ import {execFileSync, spawn} from 'node:child_process';
 import {copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {BIN, ferry} from '../helpers/cli.js';
+import {ferry, requireBuiltCli} from '../helpers/cli.js';
 import {peerMissing} from '../helpers/peers.js';
-import {ArchiveView, describeArchive, FIXTURES, makeRandomDockerArchive, makeTmp, removeTmp, sha256, tarHeaders} from './convert-fixtures.js';
+import {ArchiveView, describeArchive, FIXTURES, makeRandomDockerArchive, makeTmp, removeTmp, sha256, tarHeaders} from '../ops/convert-fixtures.js';
 
 const EDGE = path.join(FIXTURES, 'edge.docker-save.tar');
 const MULTI = path.join(FIXTURES, 'edge-multi.docker-save.tar');
@@ -177,7 +177,7 @@ describe.skipIf(peerMissing('python3', 'jq'))('ferry convert (CLI)', () => {
   it('Ctrl-C during a conversion exits 130 and leaves nothing in the destination directory', async () => {
     const big = makeRandomDockerArchive(tmp, 'ferry-test/big:1', [48 << 20, 16 << 20]);
     const dir = fresh('interrupted');
-    const child = spawn(process.execPath, [BIN, 'convert', big, `oci-archive:${path.join(dir, 'out.tar')}`, '--compress', 'gzip'], {stdio: ['ignore', 'pipe', 'pipe']});
+    const child = spawn(process.execPath, [requireBuiltCli(), 'convert', big, `oci-archive:${path.join(dir, 'out.tar')}`, '--compress', 'gzip'], {stdio: ['ignore', 'pipe', 'pipe']});
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

@@ -1,10 +1,6 @@
-import {mkdtempSync, rmSync} from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {describe, expect, it} from 'vitest';
 import {UsageError} from '../../src/errors.js';
 import {parseChanges} from '../../src/model/changes.js';
-import {ferry, FIXTURES} from '../helpers/cli.js';
 
 /**
  * The Dockerfile instructions `--change` accepts. Expected values follow Docker's documented
@@ -41,33 +37,5 @@ describe('--change instructions', () => {
     const bad = ['RUN make', 'HEALTHCHECK NONE', 'EXPOSE http', 'EXPOSE 70000', 'ENV', 'LABEL novalue', 'ENV A="unterminated', 'STOPSIGNAL not a signal', 'CMD', ''];
     for (const change of bad) expect(() => parseChanges([change]), change).toThrow(UsageError);
     expect(() => parseChanges(['RUN make'])).toThrow(/--change "RUN make": RUN is not a supported change instruction \(supported: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL\)/);
-  });
-});
-
-describe('ferry import (CLI)', () => {
-  let dir: string;
-  beforeAll(() => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'ferry-import-'));
-  });
-  afterAll(() => rmSync(dir, {recursive: true, force: true}));
-
-  it('imports a rootfs tar into an OCI layout; the config carries the changes, the layer is the tar', () => {
-    const out = path.join(dir, 'layout');
-    const r = ferry(['import', path.join(FIXTURES, 'edge.docker-export.tar'), `oci:${out}`, '--tag', 'example/imported:1', '--change', 'CMD ["/bin/true"]', '--platform', 'linux/arm64/v8']);
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/imported .*edge\.docker-export\.tar as example\/imported:1/);
-    const inspected = JSON.parse(ferry(['inspect', '--json', `oci:${out}`]).stdout) as {images: Array<{platform: object; config: {config: object; history: object[]}}>};
-    expect(inspected.images[0]!.platform).toEqual({os: 'linux', architecture: 'arm64', variant: 'v8'});
-    expect(inspected.images[0]!.config.config).toEqual({Cmd: ['/bin/true']});
-    expect(inspected.images[0]!.config.history).toEqual([expect.objectContaining({comment: 'Imported from -'})]);
-  });
-
-  it('--tag is required and a bad --change is a usage error (exit 2), nothing written', () => {
-    const out = path.join(dir, 'never.tar');
-    expect(ferry(['import', path.join(FIXTURES, 'edge.docker-export.tar'), `docker-archive:${out}`]).status).toBe(2);
-    const r = ferry(['import', path.join(FIXTURES, 'edge.docker-export.tar'), `docker-archive:${out}`, '--tag', 'a:1', '--change', 'ONBUILD RUN x']);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/ONBUILD is not a supported change instruction/);
-    expect(ferry(['import', path.join(FIXTURES, 'edge.docker-export.tar'), out, '--tag', 'a:1']).status).toBe(2);
   });
 });
