@@ -1,4 +1,4 @@
-import {Command, Errors, Flags} from '@oclif/core';
+import {Command, Errors, Flags, type Interfaces} from '@oclif/core';
 import {describeError, EXIT_CODES, exitCodeFor, FerryError, ioError, printable} from '../src/errors.js';
 import {resolveSettings, type Settings} from '../src/settings.js';
 import {installSignalCleanup} from './cleanup.js';
