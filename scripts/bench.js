@@ -18,7 +18,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? (SMALL ? 1 : 3));
 const SLOW_RUNS = SMALL ? 1 : Math.min(RUNS, 2);
 const SIZES = SMALL ? {medium: 24e6, large: 60e6, huge: 200e6} : {medium: 300e6, large: 2e9, huge: 8e9};
 const OUT_DOC = process.env.BENCH_OUT ?? path.join(ROOT, 'docs', SMALL ? 'benchmarks-smoke.md' : 'benchmarks.md');
-const DOCKER = '/usr/bin/docker'; // /usr/local/bin/docker is an unrelated newer client (PEERS.md)
+const DOCKER = '/usr/bin/docker'; // /usr/local/bin/docker is an unrelated newer client (docs/peers.md)
 const STARTED = Date.now();
 const LOAD_AT_START = os.loadavg()[0].toFixed(2);
 

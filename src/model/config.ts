@@ -55,7 +55,7 @@ export function parseConfig(bytes: Buffer, mediaType: string, where: string): Co
   const value = parseJson(bytes, where);
   if (!isRecord(value)) throw new FerryError('BAD_JSON', `${where}: image config is not a JSON object`);
   const rootfs = value.rootfs;
-  // Docker refuses a config without rootfs ("invalid image JSON, no RootFS key", FORMATS.md §1).
+  // Docker refuses a config without rootfs ("invalid image JSON, no RootFS key", docs/formats.md §1).
   if (!isRecord(rootfs) || !Array.isArray(rootfs.diff_ids)) throw new FerryError('BAD_JSON', `${where}: image config has no rootfs.diff_ids`);
   rootfs.diff_ids.forEach((d, i) => parseDigest(d, `${where}: rootfs.diff_ids[${i}]`));
   if (value.history !== undefined && value.history !== null && !Array.isArray(value.history)) throw new FerryError('BAD_JSON', `${where}: history is not an array`);

@@ -26,7 +26,7 @@ export interface EmptyImageOptions {
 
 /**
  * "FROM scratch" (go-containerregistry's empty.Image): no layers, no history, the config `docker
- * import` starts from (docs/formats.md, "docker import"). Keys in a fixed order, so the bytes, and the
+ * import` starts from (docs/formats.md §7). Keys in a fixed order, so the bytes, and the
  * image ID, depend only on the options.
  */
 export function emptyImage(options: EmptyImageOptions): Image {

@@ -1,4 +1,4 @@
-/** Media types of OCI and Docker schema2, with the mapping containers/image uses (FORMATS.md §3). */
+/** Media types of OCI and Docker schema2, with the mapping containers/image uses (docs/formats.md §3). */
 export const MediaType = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
@@ -57,7 +57,7 @@ export function layerMediaType(compression: Compression, flavour: 'oci' | 'docke
   if (flavour === 'docker') {
     if (compression === 'none') return MediaType.dockerLayer;
     if (compression === 'gzip') return MediaType.dockerLayerGzip;
-    // Docker schema2 has no zstd/bzip2/xz type; docker sniffs layer bytes anyway (FORMATS.md §1 step 4).
+    // Docker schema2 has no zstd/bzip2/xz type; docker sniffs layer bytes anyway (docs/formats.md §1 step 4).
     return MediaType.dockerLayerGzip;
   }
   if (compression === 'none') return MediaType.ociLayer;
@@ -66,7 +66,7 @@ export function layerMediaType(compression: Compression, flavour: 'oci' | 'docke
   return MediaType.ociLayer;
 }
 
-/** Compression a layer media type announces (bytes are sniffed anyway: tools mislabel, FORMATS.md §3). */
+/** Compression a layer media type announces (bytes are sniffed anyway: tools mislabel, docs/formats.md §3). */
 export function compressionOfMediaType(mediaType: string): Compression | undefined {
   if (mediaType.endsWith('+gzip') || mediaType.endsWith('.tar.gzip')) return 'gzip';
   if (mediaType.endsWith('+zstd')) return 'zstd';

@@ -151,7 +151,7 @@ export function entryTypeOf(typeflag: string, name: string): EntryType {
   }
 }
 
-/** Types that never carry data blocks, whatever their size field says (FORMATS.md §6). */
+/** Types that never carry data blocks, whatever their size field says (docs/formats.md §6). */
 export function isHeaderOnly(typeflag: string): boolean {
   return typeflag === '1' || typeflag === '2' || typeflag === '3' || typeflag === '4' || typeflag === '5' || typeflag === '6';
 }

@@ -2,7 +2,7 @@ import {FerryError} from '../errors.js';
 
 /**
  * PAX extended header records, values kept as raw bytes: `SCHILY.xattr.security.capability` is binary
- * and must survive byte for byte (STYLE.md, tar section).
+ * and must survive byte for byte (docs/architecture.md, "Why a tar codec of our own").
  */
 export type PaxRecords = Map<string, Buffer>;
 

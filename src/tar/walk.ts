@@ -51,7 +51,7 @@ export interface TarEnd {
 /**
  * Walks a tar by headers. After each yielded entry the consumer may read the body through
  * `reader.chunks(entry.size)`; whatever it leaves unread is skipped (seeked on files). Returns the
- * end-of-archive position. Go's rules (FORMATS.md §6): EOF at a block boundary or after one zero
+ * end-of-archive position. Go's rules (docs/formats.md §6): EOF at a block boundary or after one zero
  * block ends the archive; nothing past the marker is read.
  */
 export async function* walkTar(reader: ByteReader, limits: WalkLimits = DEFAULT_WALK_LIMITS): AsyncGenerator<TarEntry, TarEnd> {

@@ -87,7 +87,7 @@ export function writeChecksum(block: Buffer): void {
 
 /**
  * Encodes a member's header blocks deterministically: plain USTAR when the fields fit, with a PAX
- * `x` header in front only for what does not (what Go's archive/tar and Docker do, FORMATS.md §6).
+ * `x` header in front only for what does not (what Go's archive/tar and Docker do, docs/formats.md §6).
  */
 export function encodeHeader(spec: HeaderSpec): Buffer {
   const typeflag = spec.typeflag ?? TYPEFLAG[spec.type];

@@ -14,7 +14,7 @@ import type {ArchiveWriter, LocalSource, ReadOptions, Transport, TransportRef, W
 /**
  * The one table of transports. A row is a name, its reference grammar, how it reads and how it
  * writes (types.ts); its code lives in the folder of the same name. Without a prefix, local forms are
- * detected in this order (docs/formats.md, "Detection"): docker-archive (manifest.json), then an OCI
+ * detected in this order (docs/formats.md §0): docker-archive (manifest.json), then an OCI
  * layout (oci for a directory, oci-archive for a tar), then rootfs for any other tar.
  */
 export const TRANSPORTS: readonly Transport[] = [dockerArchive, ociArchive, oci, rootfs];

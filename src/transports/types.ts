@@ -46,7 +46,7 @@ export interface ArchiveWriter {
   output: 'file' | 'dir';
   /** `keep` (the whole index), `keep+primary` (the whole index, plus one image per name for docker's manifest.json), `one` (single images only). */
   indexes: IndexPolicy;
-  /** Layer compressions every consumer of this form loads as they are (docs/formats.md, "Consumers"). */
+  /** Layer compressions every consumer of this form loads as they are (docs/formats.md §9). */
   accepts(compression: Compression): boolean;
   write(entries: readonly ArchiveEntry[], target: string, options: FormatWriteOptions): Promise<FormatWriteResult>;
 }

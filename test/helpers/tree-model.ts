@@ -296,7 +296,7 @@ export function diffCanon(expected: Canon, actual: Canon, options: {ignore?: (pa
   return out;
 }
 
-/** What `docker export` adds to every container from Docker's init layer (FORMATS.md §7). */
+/** What `docker export` adds to every container from Docker's init layer (docs/formats.md §7). */
 export const DOCKER_INIT_ENTRIES = ['.dockerenv', 'dev', 'dev/console', 'dev/pts', 'dev/shm', 'etc', 'etc/hostname', 'etc/hosts', 'etc/mtab', 'etc/resolv.conf', 'proc', 'sys'];
 
 // ---- The model ----

@@ -145,7 +145,7 @@ export function replaceLayer(parts: ImageParts, i: number, layer: Buffer): Image
   return withDiffIds({...parts, layers});
 }
 
-/** Legacy `docker save` layout (FORMATS.md §1): `<v1id>/layer.tar`, `<confighex>.json`, manifest.json. */
+/** Legacy `docker save` layout (docs/formats.md §1): `<v1id>/layer.tar`, `<confighex>.json`, manifest.json. */
 export function buildLegacy(images: readonly ImageParts[], options: {manifest?: (items: Array<Record<string, unknown>>) => unknown} = {}): Member[] {
   const members = new Map<string, Member>();
   const items: Array<Record<string, unknown>> = [];
@@ -158,7 +158,7 @@ export function buildLegacy(images: readonly ImageParts[], options: {manifest?: 
     let parent = '';
     for (const [j, uncompressed] of image.layers.entries()) {
       const layer = image.blobs?.[j]?.data ?? uncompressed;
-      // Any unique 64-hex id will do (loaders never check them, FORMATS.md §1).
+      // Any unique 64-hex id will do (loaders never check them, docs/formats.md §1).
       const id = sha256Hex(`${parent} ${sha256Hex(layer)}`);
       parent = id;
       members.set(`${id}/`, dir(`${id}/`));
@@ -193,7 +193,7 @@ export interface LayoutOptions {
   omitBlobs?: (hex: string, kind: 'layer' | 'config' | 'manifest') => boolean;
 }
 
-/** An OCI image layout (FORMATS.md §2–3), optionally with Docker 25+'s manifest.json beside it. */
+/** An OCI image layout (docs/formats.md §2–3), optionally with Docker 25+'s manifest.json beside it. */
 export function buildLayout(images: readonly ImageParts[], options: LayoutOptions = {}): Member[] {
   const blobs = new Map<string, {data: Buffer; kind: 'layer' | 'config' | 'manifest'}>();
   const descriptors: Array<Record<string, unknown>> = [];

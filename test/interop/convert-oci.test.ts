@@ -34,7 +34,7 @@ describe.skipIf(peerMissing('skopeo', 'umoci', 'oci-image-tool', 'podman', 'buil
       const dir = path.join(tmp, `bb-${compress}.layout`);
       await convertArchive(busybox, `oci:${dir}`, {compress, tags: [BB_NAME]});
       const name = canonicalName(BB_NAME);
-      // oci-image-tool 1.0.0-rc1 has no `--type imageLayout` ("unimplemented", PEERS.md): `--type image`
+      // oci-image-tool 1.0.0-rc1 has no `--type imageLayout` ("unimplemented", docs/peers.md): `--type image`
       // on the layout directory validates index.json, every manifest, config and layer it reaches.
       const validated = runRaw('oci-image-tool', ['validate', '--type', 'image', dir]);
       expect(validated.status, validated.stderr + validated.stdout).toBe(0);

@@ -10,7 +10,7 @@ import {
   toOciMediaType,
 } from '../../src/model/media-types.js';
 
-/** The OCI ↔ Docker schema2 table of FORMATS.md §3 (containers/image's mapping), spelled out here. */
+/** The OCI ↔ Docker schema2 table of docs/formats.md §3 (containers/image's mapping), spelled out here. */
 const TABLE: Array<[oci: string, docker: string]> = [
   ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'],
   ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'],

@@ -4,7 +4,7 @@ import {familiarName, familiarRepository, fullName, parseReference, sameReferenc
 
 /**
  * Docker reference normalisation (distribution/reference: ParseNormalizedNamed, FamiliarString), the
- * spellings FORMATS.md §1/§3 show each tool writing: Docker's RepoTags `demo:1`, skopeo/podman's
+ * spellings docs/formats.md §1/§3 show each tool writing: Docker's RepoTags `demo:1`, skopeo/podman's
  * `docker.io/library/demo:1`, podman's `localhost/…`, containerd's full names.
  */
 const HEX = 'a'.repeat(64);

@@ -14,7 +14,7 @@ import {pythonMembers} from '../tar/oracle.js';
 
 /**
  * `ferry inspect --json` against skopeo's live view of the same archives (`skopeo inspect --raw` and
- * `--config --raw`), jq over manifest.json / index.json, and tar listings. Quirks (PEERS.md,
+ * `--config --raw`), jq over manifest.json / index.json, and tar listings. Quirks (docs/peers.md,
  * fixtures/README.md): for docker-archive skopeo reports config and layers as stored but labels
  * uncompressed layers `…tar.gzip` and invents a manifest; it reads a symlinked layer.tar as size 0.
  */

@@ -13,7 +13,7 @@ import {peerMissing} from '../helpers/peers.js';
 import {pythonMembers} from './oracle.js';
 
 /**
- * walkTar's framing rules: end of archive (FORMATS.md §6: EOF at a block boundary or after one zero
+ * walkTar's framing rules: end of archive (docs/formats.md §6: EOF at a block boundary or after one zero
  * block ends it, a zero block followed by data is an error, nothing past the marker is read),
  * truncation, and skipping bodies by offset. The tars come from GNU tar and Python's tarfile.
  */
@@ -81,7 +81,7 @@ afterAll(() => {
   fs.rmSync(tmp, {recursive: true, force: true});
 });
 
-describe.skipIf(peerMissing('tar', 'python3'))('end of archive (FORMATS.md §6)', () => {
+describe.skipIf(peerMissing('tar', 'python3'))('end of archive (docs/formats.md §6)', () => {
   it('GNU tar output: two zero blocks, then record padding that is never read', async () => {
     expect(base.length).toBe(10240);
     const {entries, end, position} = await walkBuffer(base);

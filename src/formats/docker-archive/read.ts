@@ -34,7 +34,7 @@ export async function readManifestJson(tree: FileTree, context: ReadContext): Pr
   if (!range) throw new FerryError('BAD_ARCHIVE', `${tree.label}: manifest.json is missing`);
   const where = `${tree.label}: manifest.json`;
   const parsed = parseJson(await range.readAll(context.limits.maxJsonBytes), where);
-  if (parsed === null) return []; // docker 20.10 loads nothing from a null manifest (FORMATS.md §1)
+  if (parsed === null) return []; // docker 20.10 loads nothing from a null manifest (docs/formats.md §1)
   if (!Array.isArray(parsed)) throw new FerryError('BAD_JSON', `${where}: expected a JSON array`);
   return parsed.map((item, i) => {
     const at = `${where} [${i}]`;
@@ -50,7 +50,7 @@ export async function readManifestJson(tree: FileTree, context: ReadContext): Pr
 
 /**
  * Reads `docker save` output: Docker 25+ (OCI layout + manifest.json: index.json preferred, names
- * from RepoTags merged in) or the legacy layout (manifest.json drives, FORMATS.md §1–2).
+ * from RepoTags merged in) or the legacy layout (manifest.json drives, docs/formats.md §1–2).
  */
 export async function readDockerArchive(tree: FileTree, context: ReadContext): Promise<ReadResult> {
   const items = await readManifestJson(tree, context);
@@ -107,7 +107,7 @@ export async function readDockerArchive(tree: FileTree, context: ReadContext): P
 /**
  * The digest a config's archive path claims: `<hex>.json` (docker save ≤24, skopeo) or
  * `blobs/sha256/<hex>` (Docker 25+). docker load does not check it, but a config whose bytes no
- * longer match its name was changed after it was written (FORMATS.md §1–2).
+ * longer match its name was changed after it was written (docs/formats.md §1–2).
  */
 export function claimedConfigDigest(configPath: string): Digest | undefined {
   const clean = cleanPath(configPath);

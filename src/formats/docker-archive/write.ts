@@ -21,8 +21,8 @@ interface ManifestItem {
 /**
  * `docker save` output. `oci` (default): what Docker 25+ writes — an OCI layout (index.json,
  * oci-layout, blobs/sha256, every blob once) with manifest.json and repositories beside it; Docker
- * ≤24 loads it through manifest.json, containerd through index.json (FORMATS.md §2). `legacy`: what
- * Docker ≤24 writes — per-layer `<v1id>/` directories and `<configHex>.json` (FORMATS.md §1).
+ * ≤24 loads it through manifest.json, containerd through index.json (docs/formats.md §2). `legacy`: what
+ * Docker ≤24 writes — per-layer `<v1id>/` directories and `<configHex>.json` (docs/formats.md §1).
  */
 export async function writeDockerArchive(entries: readonly ArchiveEntry[], file: string, options: DockerArchiveWriteOptions = {}): Promise<FormatWriteResult> {
   const {members, images, blobs} = options.layout === 'legacy' ? legacyMembers(entries) : await ociMembers(entries, options);
@@ -82,8 +82,8 @@ async function ociMembers(entries: readonly ArchiveEntry[], options: FormatWrite
   const items = new Map<Image, ManifestItem & {names: string[]}>();
   for (const entry of entries) {
     const image = primaryImage(entry, options);
-    // Docker 25 points Config and Layers into blobs/ (no LayerSources: 20.10 would register every
-    // layer as a foreign one with a descriptor; containerd's exporter omits it too).
+    // Docker 25 points Config and Layers into blobs/. No LayerSources: a Linux docker ignores it
+    // (docs/peers.md) and containerd's exporter omits it too (docs/formats.md §2).
     addItem(items, image, entry.names, () => ({Config: blobPath(image.config.digest), RepoTags: null, Layers: image.layers.map((l) => blobPath(l.descriptor.digest))}));
   }
   const members = layoutMembers(plan, dockerSaveNames);
@@ -97,7 +97,7 @@ async function ociMembers(entries: readonly ArchiveEntry[], options: FormatWrite
 const EPOCH = '1970-01-01T00:00:00Z';
 
 /**
- * v1 layer IDs are opaque to every loader (FORMATS.md §1); ours chain like Docker's: each hashes the
+ * v1 layer IDs are opaque to every loader (docs/formats.md §1); ours chain like Docker's: each hashes the
  * layer's ChainID and its parent's ID, and the top one also the config digest, so two images with the
  * same layers but different configs get different top directories.
  */
@@ -133,7 +133,7 @@ function legacyMembers(entries: readonly ArchiveEntry[]): {members: Member[]; im
           members.push({type: 'dir', name: id}, {type: 'file', name: `${id}/VERSION`, bytes: Buffer.from('1.0')}, {type: 'file', name: `${id}/json`, bytes: Buffer.from(JSON.stringify(json))});
           const first = stored.get(digest);
           // A blob already stored elsewhere becomes a symlink, as docker save does; manifest.json
-          // still names the regular file (skopeo 1.9 reads a symlinked layer as size 0, PEERS.md).
+          // still names the regular file (skopeo 1.9 reads a symlinked layer as size 0, docs/peers.md).
           if (first) members.push({type: 'symlink', name: `${id}/layer.tar`, target: `../${first}`});
           else {
             members.push(layerMember(`${id}/layer.tar`, layer));

@@ -39,7 +39,7 @@ export function layerMember(name: string, layer: Layer): Member {
 /**
  * The OCI media type for a layer as it will be stored: the declared one when it agrees with the
  * bytes (mapped from Docker's vocabulary), else the one the sniffed compression calls for — tools
- * mislabel (FORMATS.md §3), and a manifest we generate must tell the truth.
+ * mislabel (docs/formats.md §3), and a manifest we generate must tell the truth.
  */
 export async function ociLayerMediaType(layer: Layer): Promise<string> {
   const declared = toOciMediaType(layer.descriptor.mediaType);
@@ -112,7 +112,7 @@ function pickLayerFields(d: Descriptor): Descriptor {
 }
 
 function configMediaType(mediaType: string): string {
-  // Docker 25 labels even Docker-flavoured configs with the OCI type (FORMATS.md §2).
+  // Docker 25 labels even Docker-flavoured configs with the OCI type (docs/formats.md §2).
   if (mediaType === '' || mediaType === MediaType.dockerConfig) return MediaType.ociConfig;
   return mediaType;
 }
@@ -193,7 +193,7 @@ export type NameAnnotations = (fullName: string) => Record<string, string>;
 
 /**
  * Docker 25's `docker save` form: containerd's full name plus the tag alone in ref.name
- * (FORMATS.md §2); containerd and Docker 25+ read the full name.
+ * (docs/formats.md §2); containerd and Docker 25+ read the full name.
  */
 export const dockerSaveNames: NameAnnotations = (full) => {
   const ref = tryParseReference(full);

@@ -1,6 +1,6 @@
 import type {Compression} from '../../model/media-types.js';
 
-/** Magic numbers (docs/formats.md, "Compression"). The extension is never trusted. */
+/** Magic numbers (docs/formats.md §8). The extension is never trusted. */
 export function sniffCompression(head: Uint8Array): Compression {
   if (head.length >= 3 && head[0] === 0x1f && head[1] === 0x8b && head[2] === 0x08) return 'gzip';
   if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';

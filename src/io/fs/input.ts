@@ -24,7 +24,7 @@ export interface InputOptions {
 /**
  * Opens what the user named: a directory in place; a plain file in place (read by offset); a
  * compressed file, a pipe (FIFO, /dev/stdin) or stdin (`-`) decompressed/spooled once into a temp
- * file, removed on dispose, on error and on exit (docs/formats.md: compression is sniffed, never
+ * file, removed on dispose, on error and on exit (docs/formats.md §8: compression is sniffed, never
  * taken from the extension).
  */
 export async function openInput(location: string, options: InputOptions): Promise<OpenedInput> {

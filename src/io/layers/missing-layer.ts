@@ -8,7 +8,7 @@ import type {Compression} from '../../model/media-types.js';
 /**
  * A layer the manifest names but the archive lacks. Reading metadata still works (inspect); opening
  * it is an error naming why (docker load may not notice: an already-present ChainID is never opened,
- * docs/formats.md).
+ * docs/formats.md §1).
  */
 export class MissingLayer implements Layer {
   constructor(

@@ -7,7 +7,7 @@ import {WHITEOUT_META_PREFIX, whiteoutKind} from './whiteout.js';
 /**
  * Applies one layer's tar entries, in tar order, to the merged tree — the way Docker's applier
  * (moby pkg/archive/diff.go UnpackLayer, run chrooted in the layer root) does it, checked against
- * docker 20.10 (FORMATS.md §5, test/ops/overlay-docker.test.ts):
+ * docker 20.10 (docs/formats.md §5, test/ops/overlay-docker.test.ts):
  *
  * - A member's missing parent directories are made first, mode 0600 owned by root (Docker's
  *   `MkdirAll(parent, 0600)`), for whiteouts too.
@@ -98,7 +98,7 @@ export function applyEntry(ctx: ApplyContext, entry: TarEntry): void {
 
   const name = cleanPath(entry.name);
   if (name === '') {
-    // The root's own entry: Docker applies its metadata to "/" (FORMATS.md §6); it is never emitted.
+    // The root's own entry: Docker applies its metadata to "/" (docs/formats.md §6); it is never emitted.
     if (entry.type !== 'dir') throw new FerryError('BAD_ARCHIVE', `${label}: entry "${entry.name}" names the image root but is not a directory`);
     tree.root.inode.setAttributes(attributesOf(entry), layer);
     tree.root.writtenAt = layer;

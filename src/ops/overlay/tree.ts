@@ -94,7 +94,7 @@ export class TreeNode {
   /**
    * Layer whose entry last wrote this name, or -1 when nothing did (a parent directory made
    * implicitly). Docker's applier remembers the paths each layer unpacked, and an opaque marker spares
-   * exactly those (FORMATS.md §5); this stamp plays that role.
+   * exactly those (docs/formats.md §5); this stamp plays that role.
    */
   writtenAt: number;
   /** Layer in which this name came into being (its entry, or the entry that needed it as a parent). */

@@ -1,4 +1,4 @@
-/** AUFS-style whiteout names used in layer tars (OCI image-spec layer.md; FORMATS.md §5). */
+/** AUFS-style whiteout names used in layer tars (OCI image-spec layer.md; docs/formats.md §5). */
 export const WHITEOUT_PREFIX = '.wh.';
 /** Names below the root starting with this are AUFS metadata (`.wh..wh.plnk`, `.wh..wh.aufs`), skipped. */
 export const WHITEOUT_META_PREFIX = '.wh..wh.';

@@ -6,7 +6,7 @@ import {containerProblems, requireTree, splitSuffix} from '../local.js';
 import type {Transport, TransportRef} from '../types.js';
 
 /**
- * `docker-archive:PATH[:NAME|@INDEX]` — `docker save` output, both layouts (docs/formats.md). NAME
+ * `docker-archive:PATH[:NAME|@INDEX]` — `docker save` output, both layouts (docs/formats.md §1–2). NAME
  * picks an image by one of its names, @INDEX by its position in manifest.json (skopeo's grammar).
  */
 export const dockerArchive: Transport = {

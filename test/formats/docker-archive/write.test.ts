@@ -1,7 +1,7 @@
 /**
  * The docker-archive writer over hand-built models: RepoTags, repositories, repeated layers stored
  * once, zero-layer images, the one-image-per-name rule of manifest.json. Archives are read back
- * with GNU tar and Python's tarfile; the rules are those of FORMATS.md §1–2 (moby's tarexport).
+ * with GNU tar and Python's tarfile; the rules are those of docs/formats.md §1–2 (moby's tarexport).
  */
 import {execFileSync} from 'node:child_process';
 import {writeFileSync} from 'node:fs';

@@ -71,7 +71,7 @@ describe('whiteouts', () => {
   });
 
   it('same-layer whiteout: a whiteout deletes a file created earlier in the same layer, as docker does (not as the OCI spec says)', async () => {
-    // FORMATS.md §5: the spec says same-layer entries survive; docker 20.10's applier deletes them
+    // docs/formats.md §5: the spec says same-layer entries survive; docker 20.10's applier deletes them
     // (test/interop/export-docker.test.ts checks docker itself). ferry matches docker.
     const tree = await merged([base, [{path: 'c/'}, {path: 'c/new', content: 'n'}, {path: 'c/.wh.new'}]]);
     expect(tree.has('c')).toBe(true);
