@@ -19,10 +19,11 @@ export default class Verify extends FerryCommand {
     const archive = await openArchive(args.source, {settings: this.settings, stdin: process.stdin});
     try {
       const result = await verifyArchive(archive, {settings: this.settings, progress: progressFor({quiet: flags.quiet, json})});
+      for (const n of result.notes) this.note(`note: ${n}`);
       if (!result.ok) {
         if (!json) for (const p of result.problems) process.stderr.write(`ferry: ${p}\n`);
         process.exitCode = 1;
-      } else if (!json) process.stdout.write(`ok: ${result.images} image(s), ${result.layers} layer(s), ${humanSize(result.bytes)} verified\n`);
+      } else if (!json) process.stdout.write(`ok: ${result.images} image(s), ${result.layers} layer(s)${result.artifacts > 0 ? `, ${result.artifacts} artifact(s)` : ''}, ${humanSize(result.bytes)} verified\n`);
       return {format: archive.format, ...result};
     } finally {
       await archive.close();

@@ -60,6 +60,14 @@ export class SizeMismatchError extends FerryError {
   }
 }
 
+/** Bytes after the end of a compressed stream: node reads past them, docker, podman and skopeo refuse them. */
+export class TrailingDataError extends FerryError {
+  override name = 'TrailingDataError';
+  constructor(message: string) {
+    super('BAD_ARCHIVE', message);
+  }
+}
+
 /** A signal stopped the work; exit 128 + signal number, as shells report it. */
 export class InterruptedError extends FerryError {
   override name = 'InterruptedError';

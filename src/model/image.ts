@@ -15,34 +15,42 @@ export interface OpenOptions {
   signal?: AbortSignal;
 }
 
+/** A stored blob: its descriptor and its bytes, opened lazily and as often as needed. */
+export interface Blob {
+  readonly descriptor: Descriptor;
+  /** Human name for errors: archive and member. */
+  readonly label: string;
+  /** The blob as stored, unchecked (a re-openable stream). */
+  openCompressed(options?: OpenOptions): Readable;
+  /** The blob's place in a file, when it has one (copied by offset). */
+  readonly region?: Region;
+  /**
+   * Why the blob is not here, when it is not (a foreign layer, a blob the archive lacks): it can be
+   * described and written as a descriptor, but not read.
+   */
+  readonly absent?: string;
+  /** A foreign (non-distributable) layer: where its blob lives instead (the descriptor's urls). */
+  readonly foreign?: boolean;
+}
+
 /**
  * A layer: the stored blob (descriptor) and its uncompressed identity (diffID), opened lazily and as
  * often as needed (go-containerregistry's v1.Layer is the model).
  */
-export interface Layer {
-  readonly descriptor: Descriptor;
+export interface Layer extends Blob {
   readonly diffId: Digest;
-  /** Human name for errors: archive and member. */
-  readonly label: string;
   /** Compression sniffed from the blob's first bytes (reads at most a few bytes). */
   compression(): Promise<Compression>;
-  /** The blob as stored, unchecked (a re-openable stream). */
-  openCompressed(options?: OpenOptions): Readable;
   /**
    * The layer tar, checked as it streams: the blob against its digest and size, the tar against
    * the diffID, decompression behind the bomb guard. A reader that reaches the end gets the error
    * there instead of an end (src/io/blobs/checked-read.ts states which error wins).
    */
   openUncompressed(options?: OpenOptions): Readable;
-  /** The stored blob's place in a file, when it has one (copied by offset, walked without reading bodies). */
-  readonly region?: Region;
-  /**
-   * Why the blob is not here, when it is not (a foreign layer, a blob the archive lacks): the layer
-   * can be described but not read.
-   */
-  readonly absent?: string;
   /** Computes what the reader left to compute on first use (a legacy archive's compressed-layer digests). */
   resolve?(): Promise<void>;
+  /** manifest.json's LayerSources entry for it (a foreign layer docker ≤ 24 saved), re-emitted by docker-archive writers. */
+  readonly layerSource?: Descriptor | undefined;
 }
 
 /** Raw JSON document kept byte-exact (manifest, index) with its digest and parsed view. */
@@ -62,10 +70,33 @@ export interface Image {
   platform: Platform;
 }
 
-/** One entry of an index: a present image or nested index, or an absent one (blob missing). */
+/** Why a manifest is content rather than a runnable image. */
+export type ArtifactKind = 'attestation' | 'signature' | 'artifact';
+
+/**
+ * Content that is not a runnable image: an attestation (buildx / Docker 25+ provenance and SBOM), a
+ * cosign signature, a Helm chart, an OCI 1.1 referrer — any manifest whose config is not an image
+ * config or whose layers are not layer tars. Kept byte for byte wherever an OCI layout is written;
+ * never selected by --image, walked as tars, squashed or loaded.
+ */
+export interface Artifact {
+  readonly kind: ArtifactKind;
+  manifest: RawDocument;
+  /** The config blob and the layer blobs, as the manifest lists them. */
+  blobs: Blob[];
+  /** manifest.artifactType, else the config's media type. */
+  artifactType: string;
+  /** The manifest it refers to (OCI 1.1 `subject`, or an attestation's vnd.docker.reference.digest). */
+  subject?: Descriptor | {digest: Digest};
+}
+
+/** Any node of an archive's tree. */
+export type Node = Image | ImageIndex | Artifact;
+
+/** One entry of an index: a present image, nested index or artifact, or an absent one (blob missing). */
 export interface IndexChild {
   descriptor: Descriptor;
-  target: Image | ImageIndex | null;
+  target: Node | null;
   /** Why target is null (e.g. "blob sha256:… not in archive"). */
   absent?: string;
 }
@@ -78,9 +109,11 @@ export interface ImageIndex {
 /** A top-level thing an archive holds: a single image or a (multi-platform) index, with its names. */
 export interface ArchiveEntry {
   names: string[];
-  root: Image | ImageIndex;
+  root: Node;
   /** The top-level descriptor (index.json entry) where the archive has one. */
   descriptor?: Descriptor;
+  /** Every org.opencontainers.image.ref.name the archive gives it, as written (what `oci:DIR:REF` matches). */
+  refNames?: string[];
 }
 
 /** The forms ferry reads and writes (one transport each, src/transports/table.ts). */
@@ -103,17 +136,35 @@ export interface Archive extends ReadResult, AsyncDisposable {
   close(): Promise<void>;
 }
 
-export function isImageIndex(node: Image | ImageIndex): node is ImageIndex {
+export function isImageIndex(node: Node): node is ImageIndex {
   return (node as ImageIndex).children !== undefined;
 }
 
-/** Present images below a node, depth first (first match wins, as the OCI index spec says). */
-export function imagesOf(node: Image | ImageIndex): Image[] {
+export function isArtifact(node: Node): node is Artifact {
+  return (node as Artifact).kind !== undefined && (node as Artifact).blobs !== undefined;
+}
+
+/** How errors and notes name a node without names: its index, artifact manifest, or image ID. */
+export function describeNode(node: Node): string {
+  if (isImageIndex(node)) return `index ${node.document.digest}`;
+  if (isArtifact(node)) return `${node.kind} ${node.manifest.digest}`;
+  return `image ${node.config.digest}`;
+}
+
+/** Present runnable images below a node, depth first (first match wins, as the OCI index spec says). */
+export function imagesOf(node: Node): Image[] {
+  if (isArtifact(node)) return [];
   return isImageIndex(node) ? node.children.flatMap((c) => (c.target ? imagesOf(c.target) : [])) : [node];
 }
 
+/** Artifacts below a node, with the index descriptor that lists each (where one does). */
+export function artifactsOf(node: Node, descriptor?: Descriptor): Array<{artifact: Artifact; descriptor: Descriptor | undefined}> {
+  if (isArtifact(node)) return [{artifact: node, descriptor}];
+  return isImageIndex(node) ? node.children.flatMap((c) => (c.target ? artifactsOf(c.target, c.descriptor) : [])) : [];
+}
+
 /** Absent children (platforms whose blobs the archive lacks) below a node. */
-export function absentOf(node: Image | ImageIndex): IndexChild[] {
+export function absentOf(node: Node): IndexChild[] {
   return isImageIndex(node) ? node.children.flatMap((c) => (c.target ? absentOf(c.target) : [c])) : [];
 }
 
@@ -139,6 +190,27 @@ export function listImages(archive: Pick<ReadResult, 'entries'>): ListedImage[] 
     }
   }
   return [...byImage.values()];
+}
+
+export interface ListedArtifact {
+  artifact: Artifact;
+  /** The names of the entry that holds it (a top-level artifact's own; an attestation's index's). */
+  names: string[];
+  /** The descriptor that lists it (index.json's, or its index's), with its annotations and platform. */
+  descriptor: Descriptor | undefined;
+}
+
+/** Every artifact of an archive, once each. */
+export function listArtifacts(archive: Pick<ReadResult, 'entries'>): ListedArtifact[] {
+  const seen = new Map<Artifact, ListedArtifact>();
+  for (const entry of archive.entries) {
+    for (const {artifact, descriptor} of artifactsOf(entry.root, entry.descriptor)) {
+      const listed = seen.get(artifact);
+      if (!listed) seen.set(artifact, {artifact, names: [...entry.names], descriptor});
+      else for (const n of entry.names) if (!listed.names.includes(n)) listed.names.push(n);
+    }
+  }
+  return [...seen.values()];
 }
 
 /** Absent children (platforms whose blobs the archive lacks), with the names of their entry. */

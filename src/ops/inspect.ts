@@ -1,5 +1,5 @@
 import {layerHistory} from '../model/config.js';
-import {listAbsent, type Archive} from '../model/image.js';
+import {listAbsent, listArtifacts, type Archive} from '../model/image.js';
 import {formatPlatform, type Platform} from '../model/platform.js';
 import {humanSize} from './format.js';
 import {selectImages} from './select.js';
@@ -23,9 +23,27 @@ export interface InspectImage {
   config: unknown;
 }
 
+/** Content beside the images: attestations, signatures, charts, referrers (kept byte for byte, never run). */
+export interface InspectArtifact {
+  digest: string;
+  mediaType: string;
+  /** attestation, signature or artifact. */
+  kind: string;
+  artifactType: string;
+  /** The manifest it refers to, when it says. */
+  subject: string | null;
+  /** The annotations of the descriptor that lists it (ref names, vnd.docker.reference.*). */
+  annotations: Record<string, string>;
+  /** Bytes of the manifest and every blob it lists. */
+  size: number;
+  names: string[];
+  platform: Platform | null;
+}
+
 export interface InspectResult {
   format: string;
   images: InspectImage[];
+  artifacts: InspectArtifact[];
   /** Platforms an index lists whose blobs the archive lacks. */
   absent: Array<{names: string[]; digest: string; platform: Platform | null; reason: string}>;
   warnings: string[];
@@ -54,7 +72,18 @@ export async function inspectArchive(archive: Archive, refs: readonly string[] =
     };
   });
   const absent = listAbsent(archive).map(({child, names}) => ({names, digest: child.descriptor.digest, platform: child.descriptor.platform ?? null, reason: child.absent ?? 'absent'}));
-  return {format: archive.format, images, absent, warnings: archive.warnings};
+  const artifacts = listArtifacts(archive).map(({artifact, names, descriptor}): InspectArtifact => ({
+    digest: artifact.manifest.digest,
+    mediaType: artifact.manifest.mediaType,
+    kind: artifact.kind,
+    artifactType: artifact.artifactType,
+    subject: artifact.subject?.digest ?? null,
+    annotations: descriptor?.annotations ?? {},
+    size: artifact.manifest.bytes.length + artifact.blobs.reduce((n, b) => n + b.descriptor.size, 0),
+    names,
+    platform: descriptor?.platform ?? null,
+  }));
+  return {format: archive.format, images, artifacts, absent, warnings: archive.warnings};
 }
 
 /** The readable summary `ferry inspect` prints without --json. */
@@ -75,6 +104,10 @@ export function renderInspect(result: InspectResult, location: string): string {
       const by = (l.createdBy ?? '').replace(/\s+/g, ' ');
       lines.push(`    ${String(j).padStart(2)}  ${l.digest.slice(7, 19)}  ${humanSize(l.size).padStart(10)}  ${by.length > 70 ? `${by.slice(0, 69)}…` : by}`);
     }
+  }
+  for (const a of result.artifacts) {
+    const about = a.subject ? ` of ${a.subject.slice(0, 19)}` : '';
+    lines.push('', `${a.kind}: ${a.artifactType}${about}${a.names.length > 0 ? ` (${a.names.join(', ')})` : ''}`, `  manifest:   ${a.digest} (${humanSize(a.size)})`);
   }
   for (const a of result.absent) lines.push('', `absent: ${a.platform ? formatPlatform(a.platform) : 'manifest'} ${a.digest} of ${a.names.join(', ') || '<untagged>'}: ${a.reason}`);
   return lines.join('\n');

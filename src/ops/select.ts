@@ -1,5 +1,5 @@
 import {FerryError, UsageError} from '../errors.js';
-import {imagesOf, isImageIndex, listImages, resolveLayers, type ArchiveEntry, type Image, type ImageIndex, type ListedImage, type ReadResult} from '../model/image.js';
+import {describeNode, imagesOf, isArtifact, isImageIndex, listImages, resolveLayers, type ArchiveEntry, type Image, type ListedImage, type Node, type ReadResult} from '../model/image.js';
 import {formatPlatform, hostPlatform, platformMatches, type Platform} from '../model/platform.js';
 import {sameReference, tryParseReference} from '../model/reference.js';
 
@@ -83,6 +83,24 @@ export async function pickImage(source: Source, refs: readonly string[], options
   throw new UsageError(`${source.location} holds ${images.length} images: ${list}; choose one with --image NAME, image ID or manifest digest`);
 }
 
+/** The manifest and index digests a node answers to (what a referrer's subject names). */
+function nodeDigests(node: Node): string[] {
+  if (isArtifact(node)) return [node.manifest.digest];
+  if (isImageIndex(node)) return [node.document.digest, ...node.children.flatMap((c) => (c.target ? nodeDigests(c.target) : []))];
+  return node.manifest ? [node.manifest.digest] : [];
+}
+
+/** What a top-level artifact refers to: its subject, or the manifest a cosign `sha256-HEX.sig` tag names. */
+function artifactSubjects(entry: ArchiveEntry): string[] {
+  const out: string[] = [];
+  if (isArtifact(entry.root) && entry.root.subject) out.push(entry.root.subject.digest);
+  for (const ref of [...(entry.refNames ?? []), ...entry.names]) {
+    const tag = /sha256-([a-f0-9]{64})\.(?:sig|att|sbom)$/.exec(ref)?.[1];
+    if (tag) out.push(`sha256:${tag}`);
+  }
+  return out;
+}
+
 /**
  * The entries `refs` select, for commands that keep index structure (convert). A name selects its
  * entry (an index stays whole) and keeps only the names asked for, as `docker save NAME` does; an
@@ -94,8 +112,8 @@ export async function selectEntries(source: Source, refs: readonly string[]): Pr
   let out: ArchiveEntry[];
   if (refs.length === 0) out = [...source.entries];
   else {
-    const picked = new Map<Image | ImageIndex, {entry: ArchiveEntry; names: Set<string>}>();
-    const add = (entry: ArchiveEntry, root: Image | ImageIndex, names: readonly string[]): void => {
+    const picked = new Map<Node, {entry: ArchiveEntry; names: Set<string>}>();
+    const add = (entry: ArchiveEntry, root: Node, names: readonly string[]): void => {
       const existing = picked.get(root);
       if (existing) for (const n of names) existing.names.add(n);
       else picked.set(root, {entry, names: new Set(names)});
@@ -103,6 +121,7 @@ export async function selectEntries(source: Source, refs: readonly string[]): Pr
     for (const ref of refs) {
       let hit = false;
       for (const entry of source.entries) {
+        if (isArtifact(entry.root)) continue; // never picked by name: it comes along with its subject below
         const byName = entry.names.filter((n) => sameReference(n, ref));
         if (byName.length > 0) {
           add(entry, entry.root, byName);
@@ -121,7 +140,7 @@ export async function selectEntries(source: Source, refs: readonly string[]): Pr
         }
       }
       if (!hit) {
-        throw noMatch(source, ref, source.entries.map((e) => (e.names.length > 0 ? e.names.join(', ') : isImageIndex(e.root) ? e.root.document.digest.slice(0, 19) : e.root.config.digest.slice(0, 19))));
+        throw noMatch(source, ref, source.entries.filter((e) => !isArtifact(e.root)).map((e) => (e.names.length > 0 ? e.names.join(', ') : describeNode(e.root))));
       }
     }
     out = [...picked].map(([root, {entry, names}]) => {
@@ -129,6 +148,11 @@ export async function selectEntries(source: Source, refs: readonly string[]): Pr
       if (root === entry.root && entry.descriptor) selected.descriptor = entry.descriptor;
       return selected;
     });
+    // Signatures, attestations and other referrers of what was picked travel with it.
+    const pickedDigests = new Set(out.flatMap((e) => nodeDigests(e.root)));
+    for (const entry of source.entries) {
+      if (isArtifact(entry.root) && artifactSubjects(entry).some((d) => pickedDigests.has(d))) out.push(entry);
+    }
   }
   await resolveLayers(out.flatMap((e) => imagesOf(e.root)));
   return out;

@@ -1,7 +1,8 @@
 import pLimit from 'p-limit';
 import {describeError, printable, SizeMismatchError} from '../errors.js';
 import {scanLayer} from '../io/layers/scan.js';
-import {listAbsent, listImages, resolveLayers, type Archive, type Layer} from '../model/image.js';
+import {verifyBlob} from '../io/blobs/checked-read.js';
+import {listAbsent, listArtifacts, listImages, resolveLayers, type Archive, type Blob, type Layer} from '../model/image.js';
 import {formatPlatform} from '../model/platform.js';
 import {resolveSettings, type SettingsInput} from '../settings.js';
 import {cleanPath} from '../tar/walk.js';
@@ -11,8 +12,12 @@ export interface VerifyResult {
   ok: boolean;
   images: number;
   layers: number;
+  /** Attestations, signatures and other artifacts, checked by digest and size. */
+  artifacts: number;
   bytes: number;
   problems: string[];
+  /** What is worth knowing but is no failure: foreign layers whose blobs live elsewhere by design. */
+  notes: string[];
 }
 
 export interface VerifyOptions {
@@ -29,6 +34,7 @@ export async function verifyArchive(archive: Archive, options: VerifyOptions = {
   const settings = resolveSettings(options.settings);
   const progress = options.progress ?? silentProgress;
   const problems: string[] = [...archive.problems];
+  const notes: string[] = [];
   for (const {child, names} of listAbsent(archive)) {
     problems.push(`${names.join(', ') || 'index'}: ${child.descriptor.platform ? `platform ${formatPlatform(child.descriptor.platform)}: ` : ''}${child.absent ?? 'absent'}`);
   }
@@ -46,7 +52,8 @@ export async function verifyArchive(archive: Archive, options: VerifyOptions = {
     [...unique.values()].map((layer) =>
       limit(async () => {
         if (layer.absent !== undefined) {
-          problems.push(`${layer.label}: blob ${layer.descriptor.digest} is missing from the archive`);
+          if (layer.foreign) notes.push(`${layer.label}: ${layer.absent}`);
+          else problems.push(`${layer.label}: blob ${layer.descriptor.digest} is missing from the archive`);
           return;
         }
         // The stored blob's size is known without reading it: compare first, so the message gives
@@ -87,7 +94,28 @@ export async function verifyArchive(archive: Archive, options: VerifyOptions = {
       }
     }
   }
+  // Artifacts are content, not layer tars: each blob is checked by digest and size, never walked.
+  const artifacts = listArtifacts(archive);
+  const layerDigests = new Set([...unique.values()].map((l) => l.descriptor.digest));
+  const blobs = new Map<string, Blob>();
+  for (const {artifact} of artifacts) for (const blob of artifact.blobs) if (!layerDigests.has(blob.descriptor.digest)) blobs.set(blob.descriptor.digest, blob);
+  await Promise.all(
+    [...blobs.values()].map((blob) =>
+      limit(async () => {
+        if (blob.absent !== undefined) {
+          (blob.foreign ? notes : problems).push(`${blob.label}: ${blob.absent}`);
+          return;
+        }
+        try {
+          await verifyBlob(blob, {onBytes: (n) => progress.advance(n)});
+          bytes += blob.descriptor.size;
+        } catch (e) {
+          problems.push(describeError(e));
+        }
+      }),
+    ),
+  );
   progress.stop();
   const distinct = [...new Set(problems.map(printable))].sort();
-  return {ok: distinct.length === 0, images: images.length, layers: unique.size, bytes, problems: distinct};
+  return {ok: distinct.length === 0, images: images.length, layers: unique.size, artifacts: artifacts.length, bytes, problems: distinct, notes: [...new Set(notes.map(printable))].sort()};
 }

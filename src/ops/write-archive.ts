@@ -2,15 +2,15 @@ import {createReadStream} from 'node:fs';
 import path from 'node:path';
 import type {Writable} from 'node:stream';
 import pLimit from 'p-limit';
-import {FerryError, ioError, UsageError} from '../errors.js';
+import {FerryError, ioError, TrailingDataError, UsageError} from '../errors.js';
 import type {BlobJobResult} from '../io/blobs/jobs.js';
 import {transcodeLayer} from '../io/blobs/jobs.js';
 import {BlobPool} from '../io/blobs/pool.js';
 import {beginAtomicOutput, type AtomicOutput} from '../io/fs/atomic.js';
 import {disposeTemp, makeTempDir} from '../io/fs/temp.js';
-import {checkLayerContents} from '../io/layers/scan.js';
+import {checkLayerContent, checkLayerContents} from '../io/layers/scan.js';
 import {isScratchLayer, ScratchLayer} from '../io/layers/range-layer.js';
-import {absentOf, imagesOf, isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type IndexChild, type Layer} from '../model/image.js';
+import {absentOf, artifactsOf, describeNode, imagesOf, isArtifact, isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type IndexChild, type Layer, type Node} from '../model/image.js';
 import {isNondistributable, layerMediaType, MediaType, type Compression} from '../model/media-types.js';
 import {formatPlatform, hostPlatform, platformMatches, type Platform} from '../model/platform.js';
 import {fullName, tryParseReference, withDefaultTag} from '../model/reference.js';
@@ -63,8 +63,9 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   const writer = writerFor(dest, options.dockerLayout ? {dockerLayout: options.dockerLayout} : {});
   const note = options.note ?? ((): void => {});
   if (entries.length === 0) throw new FerryError('NOT_FOUND', 'nothing to write: no image selected');
-  if (options.tags && options.tags.length > 0 && entries.length !== 1) {
-    throw new UsageError(`--tag names one image, but ${entries.length} are selected: pick one with --image`);
+  const imageEntries = entries.filter((e) => !isArtifact(e.root)).length;
+  if (options.tags && options.tags.length > 0 && imageEntries !== 1) {
+    throw new UsageError(`--tag names one image, but ${imageEntries} are selected: pick one with --image`);
   }
   const named = nameEntries(entries, options.tags, note);
   const {entries: planned, primary} = choosePlatforms(named, writer, options.platform, note);
@@ -84,13 +85,19 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   // nothing is committed (issue 6; docs/bad-input.md has the cost for compressed blobs).
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
-  const contents = checkLayerContents(allImages(planned).flatMap((image) => image.layers), settings.limits, concurrency).catch((e: unknown) => {
-    stop.abort(e);
-    throw e;
-  });
-  contents.catch(() => {});
+  let contents: Promise<void> = Promise.resolve();
   try {
-    const replaced = await prepareLayers(planned, writer, {...options, signal}, output, note, settings, pool, progress);
+    const want = options.compress ?? 'keep';
+    const jobs = await planRecompression(planned, writer, want, note);
+    const checked = await repairs(planned, want, jobs, settings, note);
+    // A recompressed blob loses whatever followed its compressed stream (a repair): not refused there.
+    const layers = allImages(planned).flatMap((image) => image.layers).filter((l) => !checked.has(l.descriptor.digest));
+    contents = checkLayerContents(layers, settings.limits, concurrency, new Set(jobs.map((j) => j.layer.descriptor.digest))).catch((e: unknown) => {
+      stop.abort(e);
+      throw e;
+    });
+    contents.catch(() => {});
+    const replaced = await recompressLayers(jobs, `→ ${want}`, {...options, signal}, output, settings, pool, progress);
     const final = replaceLayers(planned, primary, replaced);
     // The writer consumes scratch layers (moves them into place, or removes them once copied): a
     // check still reading one (squash's new layer) must be done first.
@@ -100,7 +107,7 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
     await contents;
     progress.stop();
     await output.commit();
-    if (writer.format !== 'docker-archive' && named.some((e) => e.names.length === 0)) {
+    if (writer.format !== 'docker-archive' && named.some((e) => e.names.length === 0 && !isArtifact(e.root))) {
       // The spec allows an unnamed image, but umoci and skopeo address images by ref.name only.
       note(`an image without a name has no org.opencontainers.image.ref.name in ${writer.format}: (umoci and skopeo cannot pick it out by name); give it one with --tag NAME:TAG`);
     }
@@ -174,9 +181,10 @@ function nameEntries(entries: readonly ArchiveEntry[], tags: readonly string[] |
       if (ref.digest !== undefined) throw new UsageError(`invalid --tag "${tag}": a digest cannot name an image in an archive; give name:tag`);
       return fullName(withDefaultTag(ref));
     });
-    return [{...entries[0]!, names: [...new Set(names)]}];
+    return entries.map((entry) => (isArtifact(entry.root) ? entry : {...entry, names: [...new Set(names)]}));
   }
   return entries.map((entry) => {
+    if (isArtifact(entry.root)) return entry; // a tool's names (a chart version, sha256-HEX.sig), kept as written
     const names: string[] = [];
     for (const name of entry.names) {
       const ref = tryParseReference(name);
@@ -196,8 +204,7 @@ function nameEntries(entries: readonly ArchiveEntry[], tags: readonly string[] |
 }
 
 function entryLabel(entry: ArchiveEntry): string {
-  if (entry.names.length > 0) return entry.names.join(', ');
-  return isImageIndex(entry.root) ? `index ${entry.root.document.digest}` : `image ${entry.root.config.digest}`;
+  return entry.names.length > 0 ? entry.names.join(', ') : describeNode(entry.root);
 }
 
 /** An index without its absent children (kind#3795: Docker 25 `save --platform` writes such indexes). */
@@ -223,19 +230,34 @@ function platformList(images: readonly Image[]): string {
   return images.map((i) => formatPlatform(i.platform)).join(', ') || 'none';
 }
 
+/** Attestations in an index that describe `image` (buildx and Docker 25+ list them beside it). */
+function attestationsOf(index: ImageIndex, image: Image): IndexChild[] {
+  const digest = image.manifest?.digest;
+  return index.children.filter((c) => c.target && isArtifact(c.target) && c.target.kind === 'attestation' && digest !== undefined && c.target.subject?.digest === digest);
+}
+
 /**
- * Fits multi-platform indexes to the destination: with --platform, every entry becomes that one
- * image; otherwise indexes are kept whole where the form holds them (absent platforms dropped with a
- * note), and where docker's manifest.json needs one image per name the host platform's is chosen
- * (the only present image wins when there is just one); no match is an error listing what exists.
+ * Fits multi-platform indexes and artifacts to the destination. With --platform every entry becomes
+ * that one image — or, when the index holds attestations of it, an index of the image and its
+ * attestations (regenerated: its digest changes, as the note says). Otherwise indexes are kept whole
+ * where the form holds them (absent platforms dropped with a note), and where docker's manifest.json
+ * needs one image per name the host platform's is chosen (the only present image wins when there is
+ * just one); no match is an error listing what exists. Artifacts are kept where an OCI layout is
+ * written (not by the legacy layout), and dropped with a note when --platform leaves their subject out.
  */
 function choosePlatforms(entries: readonly ArchiveEntry[], writer: ArchiveWriter, want: Platform | undefined, note: (m: string) => void): {entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>} {
   const out: ArchiveEntry[] = [];
   const primary = new Map<ArchiveEntry, Image>();
   const memo = new Map<ImageIndex, ImageIndex | null>();
+  const artifacts: ArchiveEntry[] = [];
   for (const entry of entries) {
     const label = entryLabel(entry);
     const root = entry.root;
+    if (isArtifact(root)) {
+      if (writer.indexes === 'one') note(`${label}: the legacy docker-archive layout cannot hold a ${root.kind}; left out (write the default layout or an OCI form to keep it)`);
+      else artifacts.push(entry);
+      continue;
+    }
     if (want) {
       const images = imagesOf(root);
       const hit = images.find((i) => platformMatches(i.platform, want));
@@ -244,7 +266,18 @@ function choosePlatforms(entries: readonly ArchiveEntry[], writer: ArchiveWriter
         const why = absent.length > 0 ? ` (the index lists it, but its blobs are not in the archive)` : '';
         throw new FerryError('NOT_FOUND', `${label}: no image for platform ${formatPlatform(want)}${why}; present: ${platformList(images)}`);
       }
-      out.push({names: entry.names, root: hit});
+      const index = isImageIndex(root) ? root : undefined;
+      const attestations = index ? attestationsOf(index, hit) : [];
+      if (index && attestations.length > 0 && writer.indexes !== 'one') {
+        const child = index.children.find((c) => c.target === hit)!;
+        note(`${label}: kept ${formatPlatform(hit.platform)} and its ${attestations.length} attestation(s) in a new index (the index digest ${index.document.digest} changes)`);
+        const kept: ArchiveEntry = {names: entry.names, root: {document: index.document, children: [child, ...attestations]}};
+        primary.set(kept, hit);
+        out.push(kept);
+      } else {
+        if (attestations.length > 0) note(`${label}: the legacy docker-archive layout cannot hold the ${attestations.length} attestation(s) of ${formatPlatform(hit.platform)}; left out`);
+        out.push({names: entry.names, root: hit});
+      }
       continue;
     }
     if (!isImageIndex(root)) {
@@ -256,7 +289,7 @@ function choosePlatforms(entries: readonly ArchiveEntry[], writer: ArchiveWriter
       note(`${label}: the index lists ${child.descriptor.platform ? `platform ${formatPlatform(child.descriptor.platform)}` : 'a manifest'} (${child.descriptor.digest}) whose blobs are not in the source; the written index lists only the platforms present`);
     }
     const pruned = pruneAbsent(root, memo);
-    if (!pruned) throw new FerryError('MISSING_BLOB', `${label}: none of the index's platforms is present in the archive`);
+    if (!pruned || imagesOf(pruned).length === 0) throw new FerryError('MISSING_BLOB', `${label}: none of the index's platforms is present in the archive`);
     if (writer.indexes === 'keep') {
       out.push({...entry, root: pruned});
       continue;
@@ -268,7 +301,9 @@ function choosePlatforms(entries: readonly ArchiveEntry[], writer: ArchiveWriter
       throw new FerryError('NOT_FOUND', `${label}: a docker-archive lists one image per name, and this multi-platform index has none for this host's platform ${formatPlatform(host)}; pick one with --platform (present: ${platformList(images)})`);
     }
     if (writer.indexes === 'one') {
+      const dropped = artifactsOf(pruned).length;
       if (images.length > 1) note(`${label}: the legacy docker-archive layout holds one image per name: wrote ${formatPlatform(pick.platform)} of ${platformList(images)}`);
+      if (dropped > 0) note(`${label}: the legacy docker-archive layout cannot hold the index's ${dropped} attestation(s) or other artifacts; left out`);
       out.push({names: entry.names, root: pick});
       continue;
     }
@@ -276,25 +311,45 @@ function choosePlatforms(entries: readonly ArchiveEntry[], writer: ArchiveWriter
     primary.set(kept, pick);
     out.push(kept);
   }
+  // A referrer whose subject was left out (--platform took one image of its index) would point nowhere.
+  const present = new Set(out.flatMap((e) => manifestDigests(e.root)));
+  for (const entry of artifacts) {
+    const subject = isArtifact(entry.root) ? entry.root.subject?.digest : undefined;
+    if (want && subject !== undefined && !present.has(subject)) note(`${entryLabel(entry)}: its subject ${subject} is not written (--platform); left out`);
+    else out.push(entry);
+  }
   return {entries: out, primary};
+}
+
+/** Manifest and index digests of a node, as written unchanged. */
+function manifestDigests(node: Node): string[] {
+  if (isArtifact(node)) return [node.manifest.digest];
+  if (isImageIndex(node)) return [node.document.digest, ...node.children.flatMap((c) => (c.target ? manifestDigests(c.target) : []))];
+  return node.manifest ? [node.manifest.digest] : [];
 }
 
 function allImages(entries: readonly ArchiveEntry[]): Image[] {
   return entries.flatMap((e) => imagesOf(e.root));
 }
 
+/** A layer whose blob changes compression on the way out. */
+interface Recompression {
+  layer: Layer;
+  to: Compression;
+}
+
 /**
- * Decides each distinct layer's output compression and transcodes the ones that change, several at
- * once, into scratch files. `keep` keeps what the destination's consumers load (zstd bound for
- * docker-archive, bzip2/xz bound for an OCI form are stored uncompressed, with a note).
+ * Decides each distinct layer's output compression. `keep` keeps what the destination's consumers
+ * load (zstd bound for docker-archive, bzip2/xz bound for an OCI form are stored uncompressed, with a
+ * note); a foreign layer that is not here keeps its descriptor only.
  */
-async function prepareLayers(entries: readonly ArchiveEntry[], writer: ArchiveWriter, options: WriteOptions, output: AtomicOutput, note: (m: string) => void, settings: Settings, pool: BlobPool, progress: Progress): Promise<Map<string, Layer>> {
+async function planRecompression(entries: readonly ArchiveEntry[], writer: ArchiveWriter, want: NonNullable<WriteOptions['compress']>, note: (m: string) => void): Promise<Recompression[]> {
   const distinct = new Map<string, Layer>();
   for (const image of allImages(entries)) for (const layer of image.layers) if (!distinct.has(layer.descriptor.digest)) distinct.set(layer.descriptor.digest, layer);
-  const want = options.compress ?? 'keep';
-  const jobs: Array<{layer: Layer; to: Compression}> = [];
+  const jobs: Recompression[] = [];
   const unloadable = new Map<Compression, number>();
   for (const layer of distinct.values()) {
+    if (layer.absent !== undefined) continue;
     const from = await layer.compression();
     let to: Compression;
     if (want === 'keep') {
@@ -308,11 +363,45 @@ async function prepareLayers(entries: readonly ArchiveEntry[], writer: ArchiveWr
     note(`${count} ${from} layer(s) stored uncompressed: ${why}`);
   }
   if (want === 'zstd' && writer.format === 'docker-archive') note('zstd layers: docker before 23.0 (e.g. 20.10) cannot load them');
+  return jobs;
+}
+
+/**
+ * `--compress gzip` (or zstd) asked for a form some layers are already in: those are kept unless
+ * their compressed stream has bytes after its end (docker, podman and skopeo refuse such blobs), in
+ * which case re-encoding them is the repair the user asked for. Checked before anything is written;
+ * returns the blobs checked here (clean ones need no second check).
+ */
+async function repairs(entries: readonly ArchiveEntry[], want: NonNullable<WriteOptions['compress']>, jobs: Recompression[], settings: Settings, note: (m: string) => void): Promise<Set<string>> {
+  const checked = new Set<string>();
+  if (want !== 'gzip' && want !== 'zstd') return checked;
+  const queued = new Set(jobs.map((j) => j.layer.descriptor.digest));
+  for (const image of allImages(entries)) {
+    for (const layer of image.layers) {
+      const digest = layer.descriptor.digest;
+      if (layer.absent !== undefined || queued.has(digest) || checked.has(digest) || (await layer.compression()) !== want) continue;
+      checked.add(digest);
+      try {
+        await checkLayerContent(layer, settings.limits);
+      } catch (e) {
+        if (!(e instanceof TrailingDataError)) throw e;
+        note(`${layer.label}: data after the end of its ${want} stream; re-encoded (its digest changes)`);
+        jobs.push({layer, to: want});
+        queued.add(digest);
+        checked.delete(digest);
+      }
+    }
+  }
+  return checked;
+}
+
+/** Transcodes the planned layers, several at once, into scratch files beside the destination. */
+async function recompressLayers(jobs: readonly Recompression[], label: string, options: WriteOptions, output: AtomicOutput, settings: Settings, pool: BlobPool, progress: Progress): Promise<Map<string, Layer>> {
   const replaced = new Map<string, Layer>();
   if (jobs.length === 0) return replaced;
   const dir = await output.scratchDir();
   const limit = pLimit(Math.max(1, settings.workers));
-  progress.start(`→ ${want}`, jobs.reduce((n, j) => n + j.layer.descriptor.size, 0));
+  progress.start(label, jobs.reduce((n, j) => n + j.layer.descriptor.size, 0));
   await Promise.all(
     jobs.map((job, n) =>
       limit(async () => {
@@ -347,12 +436,13 @@ async function recompress(layer: Layer, to: Compression, file: string, settings:
 
 /** Entries with transcoded layers swapped in; shared nodes stay shared, the primary map follows. */
 function replaceLayers(entries: readonly ArchiveEntry[], primary: ReadonlyMap<ArchiveEntry, Image>, replaced: ReadonlyMap<string, Layer>): {entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>} {
-  const memo = new Map<Image | ImageIndex, Image | ImageIndex>();
-  const swap = <T extends Image | ImageIndex>(node: T): T => {
+  const memo = new Map<Node, Node>();
+  const swap = <T extends Node>(node: T): T => {
     const done = memo.get(node);
     if (done) return done as T;
-    let next: Image | ImageIndex;
-    if (isImageIndex(node)) next = {document: node.document, children: node.children.map((c) => ({...c, target: c.target ? swap(c.target) : null}))};
+    let next: Node;
+    if (isArtifact(node)) next = node;
+    else if (isImageIndex(node)) next = {document: node.document, children: node.children.map((c) => ({...c, target: c.target ? swap(c.target) : null}))};
     else next = node.layers.some((l) => replaced.has(l.descriptor.digest)) ? {...node, layers: node.layers.map((l) => replaced.get(l.descriptor.digest) ?? l)} : node;
     memo.set(node, next);
     return next as T;

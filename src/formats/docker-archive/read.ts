@@ -7,10 +7,10 @@ import type {FileTree} from '../../io/fs/file-tree.js';
 import {MissingLayer} from '../../io/layers/missing-layer.js';
 import {RangeLayer} from '../../io/layers/range-layer.js';
 import {configPlatform, parseConfig, parseJson} from '../../model/config.js';
-import {isRecord, type Descriptor} from '../../model/descriptor.js';
+import {isRecord, parseDescriptor, type Descriptor} from '../../model/descriptor.js';
 import {sha256Of, type Digest} from '../../model/digest.js';
 import {imagesOf, type ArchiveEntry, type Image, type Layer, type OpenOptions, type ReadResult} from '../../model/image.js';
-import {layerMediaType, MediaType, type Compression} from '../../model/media-types.js';
+import {isNondistributable, layerMediaType, MediaType, type Compression} from '../../model/media-types.js';
 import {sameReference} from '../../model/reference.js';
 import type {Limits} from '../../settings.js';
 import {cleanPath} from '../../tar/walk.js';
@@ -44,6 +44,7 @@ export async function readManifestJson(tree: FileTree, context: ReadContext): Pr
       throw new FerryError('BAD_JSON', `${at}: RepoTags is not an array of strings`);
     }
     if (!Array.isArray(item.Layers) || !item.Layers.every((l) => typeof l === 'string')) throw new FerryError('BAD_JSON', `${at}: Layers is not an array of strings`);
+    if (item.LayerSources !== undefined && item.LayerSources !== null && !isRecord(item.LayerSources)) throw new FerryError('BAD_JSON', `${at}: LayerSources is not an object`);
     return item as unknown as DockerManifestItem;
   });
 }
@@ -127,17 +128,28 @@ async function readLegacyImage(tree: FileTree, item: DockerManifestItem, configB
     const diffId = diffIds[i]! as Digest;
     const label = `${tree.label}:${path}`;
     const range = await tree.file(path);
+    // Docker ≤ 24 names a Windows base layer's real home here (a foreign layer, docs/formats.md §1).
+    const source = foreignSource(item, diffId, `${where}: LayerSources`);
     if (!range) {
-      layers.push(new MissingLayer({mediaType: MediaType.dockerLayer, digest: diffId, size: 0}, diffId, label));
+      layers.push(new MissingLayer(source ?? {mediaType: MediaType.dockerLayer, digest: diffId, size: 0}, diffId, label, source));
       continue;
     }
     const compression = sniffCompression(await range.read(0, SNIFF_BYTES));
     const member = range.sub(0, range.size, label);
     // An uncompressed layer's blob digest is its diffID (verify proves it); a compressed one's is
     // learnt by hashing it, which waits until something needs it (Docker itself never writes these).
-    layers.push(compression === 'none' ? new RangeLayer({mediaType: MediaType.dockerLayer, digest: diffId, size: range.size}, diffId, member, limits) : new HashedOnDemandLayer(compression, diffId, member, limits));
+    if (compression !== 'none') layers.push(new HashedOnDemandLayer(compression, diffId, member, limits));
+    else layers.push(new RangeLayer({mediaType: source ? MediaType.dockerForeignLayer : MediaType.dockerLayer, digest: diffId, size: range.size}, diffId, member, limits, source));
   }
   return {manifest: null, config, layers, platform: configPlatform(config.parsed)};
+}
+
+/** The LayerSources descriptor of a foreign layer (other entries, which Docker 25 writes for every layer, are no news). */
+function foreignSource(item: DockerManifestItem, diffId: Digest, where: string): Descriptor | undefined {
+  const raw = item.LayerSources?.[diffId];
+  if (raw === undefined) return undefined;
+  const descriptor = parseDescriptor(raw, `${where} ${diffId}`);
+  return isNondistributable(descriptor.mediaType) ? descriptor : undefined;
 }
 
 /**

@@ -1,10 +1,11 @@
 import {FerryError} from '../../errors.js';
 import {chainIds, digestHex, sha256Of, type Digest} from '../../model/digest.js';
-import {isImageIndex, type ArchiveEntry, type Image} from '../../model/image.js';
+import type {Descriptor} from '../../model/descriptor.js';
+import {isArtifact, isImageIndex, type ArchiveEntry, type Image} from '../../model/image.js';
 import {familiarName, familiarRepository, tryParseReference} from '../../model/reference.js';
 import {sortMembers, writeTarFile, type Member} from '../../io/fs/members.js';
 import {blobPath} from '../layout/read.js';
-import {dockerSaveNames, layerMember, layoutMembers, planLayout, primaryImage, sortedRecord, type FormatWriteOptions, type FormatWriteResult} from '../layout/write.js';
+import {blobMember, descriptorJson, dockerSaveNames, layoutMembers, planLayout, primaryImage, sortedRecord, type FormatWriteOptions, type FormatWriteResult} from '../layout/write.js';
 
 export type DockerLayout = 'oci' | 'legacy';
 
@@ -16,6 +17,15 @@ interface ManifestItem {
   Config: string;
   RepoTags: string[] | null;
   Layers: string[];
+  /** Foreign layers only, diffID → descriptor, as docker ≤ 24 saves a Windows image (docs/formats.md §1). */
+  LayerSources?: Record<string, Descriptor>;
+}
+
+/** LayerSources for an image's foreign layers (their blobs may be absent: the descriptor says where they live). */
+function layerSources(image: Image): Record<string, Descriptor> | undefined {
+  const foreign = image.layers.filter((l) => l.foreign);
+  if (foreign.length === 0) return undefined;
+  return Object.fromEntries(foreign.map((l) => [l.diffId, descriptorJson(l.layerSource ?? l.descriptor) as unknown as Descriptor]));
 }
 
 /**
@@ -69,9 +79,9 @@ function addItem(items: Map<Image, ManifestItem & {names: string[]}>, image: Ima
 }
 
 function manifestJson(items: Iterable<ManifestItem & {names: string[]}>): Buffer {
-  const list = [...items].map(({Config, Layers, names}) => {
+  const list = [...items].map(({Config, Layers, LayerSources, names}) => {
     const tags = repoTags(names);
-    return {Config, RepoTags: tags.length > 0 ? tags : null, Layers};
+    return {Config, RepoTags: tags.length > 0 ? tags : null, Layers, ...(LayerSources ? {LayerSources} : {})};
   });
   // Docker's encoder ends the file with a newline.
   return Buffer.from(`${JSON.stringify(list)}\n`);
@@ -81,10 +91,13 @@ async function ociMembers(entries: readonly ArchiveEntry[], options: FormatWrite
   const plan = await planLayout(entries);
   const items = new Map<Image, ManifestItem & {names: string[]}>();
   for (const entry of entries) {
+    // An artifact has no place in manifest.json (docker cannot use it): the OCI view keeps it.
     const image = primaryImage(entry, options);
-    // Docker 25 points Config and Layers into blobs/. No LayerSources: a Linux docker ignores it
-    // (docs/peers.md) and containerd's exporter omits it too (docs/formats.md §2).
-    addItem(items, image, entry.names, () => ({Config: blobPath(image.config.digest), RepoTags: null, Layers: image.layers.map((l) => blobPath(l.descriptor.digest))}));
+    if (!image) continue;
+    // Docker 25 points Config and Layers into blobs/. LayerSources only for foreign layers: a Linux
+    // docker ignores it (docs/peers.md) and containerd's exporter omits it (docs/formats.md §2).
+    const sources = layerSources(image);
+    addItem(items, image, entry.names, () => ({Config: blobPath(image.config.digest), RepoTags: null, Layers: image.layers.map((l) => blobPath(l.descriptor.digest)), ...(sources ? {LayerSources: sources} : {})}));
   }
   const members = layoutMembers(plan, dockerSaveNames);
   members.push({type: 'file', name: 'manifest.json', bytes: manifestJson(items.values())});
@@ -118,8 +131,8 @@ function legacyMembers(entries: readonly ArchiveEntry[]): {members: Member[]; im
   const items = new Map<Image, ManifestItem & {names: string[]}>();
   const topIds = new Map<Image, string | undefined>();
   for (const entry of entries) {
-    if (isImageIndex(entry.root)) throw new FerryError('UNSUPPORTED', `${entry.names.join(', ') || 'index'}: the legacy docker-archive layout holds single images, not a multi-platform index`);
     const image = entry.root;
+    if (isImageIndex(image) || isArtifact(image)) throw new FerryError('UNSUPPORTED', `${entry.names.join(', ') || 'index'}: the legacy docker-archive layout holds single images, not ${isArtifact(image) ? 'artifacts' : 'a multi-platform index'}`);
     addItem(items, image, entry.names, () => {
       const chains = chainIds(image.layers.map((l) => l.diffId));
       const layers: string[] = [];
@@ -136,7 +149,9 @@ function legacyMembers(entries: readonly ArchiveEntry[]): {members: Member[]; im
           // still names the regular file (skopeo 1.9 reads a symlinked layer as size 0, docs/peers.md).
           if (first) members.push({type: 'symlink', name: `${id}/layer.tar`, target: `../${first}`});
           else {
-            members.push(layerMember(`${id}/layer.tar`, layer));
+            // A foreign layer that is not here keeps its place in Layers, its descriptor in LayerSources.
+            const member = blobMember(`${id}/layer.tar`, layer);
+            if (member) members.push(member);
             stored.set(digest, `${id}/layer.tar`);
           }
           dirs.set(id, stored.get(digest)!);
@@ -151,7 +166,8 @@ function legacyMembers(entries: readonly ArchiveEntry[]): {members: Member[]; im
         configs.add(image.config.digest);
         members.push({type: 'file', name: configName, bytes: image.config.bytes});
       }
-      return {Config: configName, RepoTags: null, Layers: layers};
+      const sources = layerSources(image);
+      return {Config: configName, RepoTags: null, Layers: layers, ...(sources ? {LayerSources: sources} : {})};
     });
   }
   members.push({type: 'file', name: 'manifest.json', bytes: manifestJson(items.values())});

@@ -1,11 +1,11 @@
 import {DigestMismatchError, FerryError, SizeMismatchError} from '../../errors.js';
 import type {FileTree} from '../../io/fs/file-tree.js';
-import {MissingLayer} from '../../io/layers/missing-layer.js';
-import {RangeLayer} from '../../io/layers/range-layer.js';
+import {MissingBlob, MissingLayer} from '../../io/layers/missing-layer.js';
+import {RangeBlob, RangeLayer} from '../../io/layers/range-layer.js';
 import {configPlatform, parseConfig, parseJson} from '../../model/config.js';
 import {isRecord, parseDescriptor, type Descriptor} from '../../model/descriptor.js';
-import {sha256Of, splitDigest, type Digest} from '../../model/digest.js';
-import type {ArchiveEntry, Image, ImageIndex, IndexChild, Layer, RawDocument, ReadResult} from '../../model/image.js';
+import {isDigest, sha256Of, splitDigest, type Digest} from '../../model/digest.js';
+import type {ArchiveEntry, Artifact, ArtifactKind, Blob, Image, IndexChild, Layer, Node, RawDocument, ReadResult} from '../../model/image.js';
 import {isIndexMediaType, isManifestMediaType, MediaType} from '../../model/media-types.js';
 import {formatPlatform} from '../../model/platform.js';
 import {MAX_INDEX_DEPTH, type Limits} from '../../settings.js';
@@ -17,6 +17,9 @@ export interface ReadContext {
 
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
 export const ANNOTATION_CONTAINERD_NAME = 'io.containerd.image.name';
+/** buildx / Docker 25+ attestation manifests: their kind, and the image manifest they describe. */
+export const ANNOTATION_REFERENCE_TYPE = 'vnd.docker.reference.type';
+export const ANNOTATION_REFERENCE_DIGEST = 'vnd.docker.reference.digest';
 
 /** `blobs/<alg>/<encoded>` (image-layout.md). */
 export function blobPath(digest: Digest): string {
@@ -57,7 +60,7 @@ interface LayoutContext extends ReadContext {
   tree: FileTree;
   warnings: string[];
   /** Parsed nodes by digest, so an image listed under several names is read once. */
-  cache: Map<string, Image | ImageIndex>;
+  cache: Map<string, Node>;
 }
 
 /**
@@ -86,14 +89,16 @@ export async function readLayout(tree: FileTree, context: ReadContext): Promise<
       continue;
     }
     const names = namesFromAnnotations(d);
+    const refName = d.annotations?.[ANNOTATION_REF_NAME];
     const existing = byDigest.get(d.digest);
     if (existing) {
       for (const n of names) if (!existing.names.includes(n)) existing.names.push(n);
+      if (refName !== undefined && !existing.refNames!.includes(refName)) existing.refNames!.push(refName);
       continue;
     }
     const root = await readNode(ctx, d, where, 0);
     if (!root) throw new FerryError('MISSING_BLOB', `${where}: ${describeKind(d)} ${d.digest} is not in the archive`);
-    const entry: ArchiveEntry = {names, root, descriptor: d};
+    const entry: ArchiveEntry = {names, root, descriptor: d, refNames: refName === undefined ? [] : [refName]};
     byDigest.set(d.digest, entry);
     entries.push(entry);
   }
@@ -113,14 +118,14 @@ export function indexDescriptors(parsed: unknown, where: string): Descriptor[] {
   return parsed.manifests.map((m, i) => parseDescriptor(m, `${where} manifests[${i}]`));
 }
 
-async function readNode(ctx: LayoutContext, d: Descriptor, where: string, depth: number): Promise<Image | ImageIndex | null> {
+async function readNode(ctx: LayoutContext, d: Descriptor, where: string, depth: number): Promise<Node | null> {
   const cached = ctx.cache.get(d.digest);
   if (cached) return cached;
   if (depth > MAX_INDEX_DEPTH) throw new FerryError('BAD_ARCHIVE', `${where}: indexes nested deeper than ${MAX_INDEX_DEPTH}`);
   const path = blobPath(d.digest);
   if (!(await ctx.tree.file(path))) return null;
   const doc = await readDocument(ctx.tree, path, describeKind(d), ctx, d);
-  let node: Image | ImageIndex;
+  let node: Node;
   if (isIndexMediaType(d.mediaType)) {
     const children: IndexChild[] = [];
     for (const [i, child] of indexDescriptors(doc.parsed, `${where} (index ${d.digest})`).entries()) {
@@ -139,10 +144,56 @@ async function readNode(ctx: LayoutContext, d: Descriptor, where: string, depth:
     }
     node = {document: doc, children};
   } else {
-    node = await readImage(ctx.tree, doc, d, where, ctx);
+    const kind = artifactKind(d, doc.parsed);
+    node = kind ? await readArtifact(ctx.tree, doc, d, where, kind) : await readImage(ctx.tree, doc, d, where, ctx);
   }
   ctx.cache.set(d.digest, node);
   return node;
+}
+
+/** Config media types of runnable images; any other config makes a manifest an artifact (image-spec manifest.md). */
+const IMAGE_CONFIGS = new Set<string>([MediaType.ociConfig, MediaType.dockerConfig]);
+
+/** Layer media types that are layer tars (OCI and Docker vocabularies, foreign/non-distributable included). */
+function isLayerTar(mediaType: string): boolean {
+  return mediaType.startsWith('application/vnd.oci.image.layer.') || mediaType.startsWith('application/vnd.docker.image.rootfs.');
+}
+
+/**
+ * Why a manifest is not a runnable image, or undefined when it is one: an attestation (buildx and
+ * Docker 25+ mark them with vnd.docker.reference.type), an artifact (a config that is no image
+ * config, or an OCI 1.1 artifactType), or a signature/statement whose layers are no layer tars
+ * (cosign's simplesigning JSON, in-toto statements). docs/formats.md §3.
+ */
+function artifactKind(d: Descriptor, parsed: unknown): ArtifactKind | undefined {
+  if (d.annotations?.[ANNOTATION_REFERENCE_TYPE] === 'attestation-manifest') return 'attestation';
+  if (!isRecord(parsed)) return undefined; // readImage says what is wrong with it
+  if (isRecord(parsed.config) && typeof parsed.config.mediaType === 'string' && !IMAGE_CONFIGS.has(parsed.config.mediaType)) return 'artifact';
+  if (typeof parsed.artifactType === 'string') return 'artifact';
+  const layerTypes = Array.isArray(parsed.layers) ? parsed.layers.map((l) => (isRecord(l) && typeof l.mediaType === 'string' ? l.mediaType : '')) : [];
+  const foreign = layerTypes.find((t) => t !== '' && !isLayerTar(t));
+  if (foreign === undefined) return undefined;
+  if (foreign === MediaType.inToto) return 'attestation';
+  return foreign.startsWith('application/vnd.dev.cosign.') ? 'signature' : 'artifact';
+}
+
+/** A manifest kept as content: its blobs are listed (present or not), never parsed. */
+async function readArtifact(tree: FileTree, doc: RawDocument, d: Descriptor, where: string, kind: ArtifactKind): Promise<Artifact> {
+  const m = doc.parsed;
+  if (!isRecord(m)) throw new FerryError('BAD_JSON', `${where}: manifest ${d.digest} is not a JSON object`);
+  const config = parseDescriptor(m.config, `${where}: manifest ${d.digest} config`);
+  const layers = Array.isArray(m.layers) ? m.layers.map((l, i) => parseDescriptor(l, `${where}: manifest ${d.digest} layers[${i}]`)) : [];
+  const blobs: Blob[] = [];
+  for (const [i, bd] of [config, ...layers].entries()) {
+    const range = await tree.file(blobPath(bd.digest));
+    const label = `${tree.label}: ${kind} ${d.digest.slice(0, 19)} ${i === 0 ? 'config' : `layer[${i - 1}]`} ${bd.digest}`;
+    blobs.push(range ? new RangeBlob(bd, range.sub(0, range.size, label)) : new MissingBlob(bd, label));
+  }
+  const artifact: Artifact = {kind, manifest: {...doc, mediaType: typeof m.mediaType === 'string' ? m.mediaType : d.mediaType}, blobs, artifactType: typeof m.artifactType === 'string' ? m.artifactType : config.mediaType};
+  const referenced = d.annotations?.[ANNOTATION_REFERENCE_DIGEST];
+  if (isRecord(m.subject)) artifact.subject = parseDescriptor(m.subject, `${where}: manifest ${d.digest} subject`);
+  else if (referenced !== undefined && isDigest(referenced)) artifact.subject = {digest: referenced};
+  return artifact;
 }
 
 async function readImage(tree: FileTree, doc: RawDocument, d: Descriptor, where: string, context: ReadContext): Promise<Image> {

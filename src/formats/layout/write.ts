@@ -4,7 +4,7 @@ import type {Member, MemberWriteOptions} from '../../io/fs/members.js';
 import {isScratchLayer} from '../../io/layers/range-layer.js';
 import {isRecord, type Descriptor} from '../../model/descriptor.js';
 import {sha256Of, type Digest} from '../../model/digest.js';
-import {isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type Layer, type RawDocument} from '../../model/image.js';
+import {isArtifact, isImageIndex, type ArchiveEntry, type Blob, type Image, type ImageIndex, type Layer, type Node, type RawDocument} from '../../model/image.js';
 import {compressionOfMediaType, isIndexMediaType, isNondistributable, layerMediaType, MediaType, toOciMediaType} from '../../model/media-types.js';
 import {tryParseReference} from '../../model/reference.js';
 import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, blobPath} from './read.js';
@@ -25,15 +25,17 @@ export interface FormatWriteResult {
 export const OCI_LAYOUT_BYTES = Buffer.from('{"imageLayoutVersion": "1.0.0"}');
 
 /**
- * A layer as an archive member: a byte range of a file when the layer has one (copied by offset,
- * on a worker, hashed against its digest on the way; a scratch file ferry just wrote and hashed is
- * not hashed again), else its stream, checked the same way.
+ * A blob as an archive member: a byte range of a file when the blob has one (copied by offset, on a
+ * worker, hashed against its digest on the way; a scratch file ferry just wrote and hashed is not
+ * hashed again), else its stream, checked the same way. A foreign layer that is not here has no
+ * member: its descriptor (with urls) is all a layout keeps of it, as registries do.
  */
-export function layerMember(name: string, layer: Layer): Member {
-  const source = layer.region;
-  if (!source) return {type: 'stream', name, size: layer.descriptor.size, open: () => openCheckedBlob(layer)};
-  if (isScratchLayer(layer)) return {type: 'blob', name, size: layer.descriptor.size, source, owned: true};
-  return {type: 'blob', name, size: layer.descriptor.size, source, verify: {digest: layer.descriptor.digest, what: `${layer.label}: blob`}};
+export function blobMember(name: string, blob: Blob): Member | undefined {
+  if (blob.absent !== undefined && blob.foreign) return undefined;
+  const source = blob.region;
+  if (!source) return {type: 'stream', name, size: blob.descriptor.size, open: () => openCheckedBlob(blob)};
+  if (isScratchLayer(blob)) return {type: 'blob', name, size: blob.descriptor.size, source, owned: true};
+  return {type: 'blob', name, size: blob.descriptor.size, source, verify: {digest: blob.descriptor.digest, what: `${blob.label}: blob`}};
 }
 
 /**
@@ -44,7 +46,7 @@ export function layerMember(name: string, layer: Layer): Member {
 export async function ociLayerMediaType(layer: Layer): Promise<string> {
   const declared = toOciMediaType(layer.descriptor.mediaType);
   const known = declared.startsWith('application/vnd.oci.image.layer.') || declared.startsWith('application/vnd.docker.image.rootfs.');
-  if (!known) return declared; // an artifact's own layer type: not ours to rename
+  if (!known || layer.absent !== undefined) return declared; // not ours to rename, or no bytes to tell
   const compression = await layer.compression();
   if (compressionOfMediaType(declared) === compression) return declared;
   if (isNondistributable(declared)) {
@@ -133,16 +135,26 @@ export interface LayoutPlan {
  */
 export async function planLayout(entries: readonly ArchiveEntry[]): Promise<LayoutPlan> {
   const blobs = new Map<Digest, Member>();
-  const written = new Map<Image | ImageIndex, Descriptor>();
+  const written = new Map<Node, Descriptor>();
   let images = 0;
   const putBytes = (doc: {bytes: Buffer; digest: Digest}): void => {
     if (!blobs.has(doc.digest)) blobs.set(doc.digest, {type: 'file', name: blobPath(doc.digest), bytes: doc.bytes});
   };
-  const visit = async (node: Image | ImageIndex): Promise<Descriptor> => {
+  const putBlob = (blob: Blob): void => {
+    if (blobs.has(blob.descriptor.digest)) return;
+    const member = blobMember(blobPath(blob.descriptor.digest), blob);
+    if (member) blobs.set(blob.descriptor.digest, member);
+  };
+  const visit = async (node: Node): Promise<Descriptor> => {
     const done = written.get(node);
     if (done) return done;
     let descriptor: Descriptor;
-    if (isImageIndex(node)) {
+    if (isArtifact(node)) {
+      // Content kept as it is: the manifest's bytes and every blob it lists.
+      node.blobs.forEach(putBlob);
+      putBytes(node.manifest);
+      descriptor = {mediaType: node.manifest.mediaType, digest: node.manifest.digest, size: node.manifest.bytes.length};
+    } else if (isImageIndex(node)) {
       const children: Descriptor[] = [];
       for (const child of node.children) {
         if (!child.target) continue; // the write op drops absent platforms (with a note) before this
@@ -154,7 +166,7 @@ export async function planLayout(entries: readonly ArchiveEntry[]): Promise<Layo
       descriptor = {mediaType: doc.mediaType, digest: doc.digest, size: doc.bytes.length};
     } else {
       images++;
-      for (const layer of node.layers) if (!blobs.has(layer.descriptor.digest)) blobs.set(layer.descriptor.digest, layerMember(blobPath(layer.descriptor.digest), layer));
+      node.layers.forEach(putBlob);
       putBytes(node.config);
       const doc = await manifestFor(node);
       putBytes(doc);
@@ -214,6 +226,12 @@ export const ociLayoutNames: NameAnnotations = (full) => ({[ANNOTATION_CONTAINER
 export function indexJson(roots: LayoutPlan['roots'], names: NameAnnotations): Buffer {
   const manifests: Array<Record<string, unknown>> = [];
   for (const {entry, descriptor} of roots) {
+    // An artifact (a chart, a signature) keeps the descriptor it came with, names and all: its names
+    // are the tool's (a chart version, cosign's sha256-HEX.sig), not image references.
+    if (isArtifact(entry.root) && entry.descriptor) {
+      manifests.push(descriptorJson(entry.descriptor));
+      continue;
+    }
     const base: Descriptor = {mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size};
     const kept = Object.fromEntries(Object.entries(entry.descriptor?.annotations ?? {}).filter(([k]) => k !== ANNOTATION_CONTAINERD_NAME && k !== ANNOTATION_REF_NAME));
     if (entry.descriptor?.platform && !isIndexMediaType(descriptor.mediaType)) base.platform = entry.descriptor.platform;
@@ -236,8 +254,9 @@ export function layoutMembers(plan: LayoutPlan, names: NameAnnotations): Member[
   return members;
 }
 
-/** The image the entry stands for in a one-image-per-name view (docker's manifest.json). */
-export function primaryImage(entry: ArchiveEntry, options: FormatWriteOptions): Image {
+/** The image the entry stands for in a one-image-per-name view (docker's manifest.json); none for an artifact. */
+export function primaryImage(entry: ArchiveEntry, options: FormatWriteOptions): Image | undefined {
+  if (isArtifact(entry.root)) return undefined;
   if (!isImageIndex(entry.root)) return entry.root;
   const image = options.primary?.get(entry);
   if (!image) throw new FerryError('UNSUPPORTED', `${entry.names.join(', ') || 'index'}: no image chosen for docker's manifest.json from a multi-platform index`);

@@ -30,14 +30,16 @@ export type LayerSource = Pick<Layer, 'descriptor' | 'diffId' | 'label' | 'compr
 
 export interface CheckedReadOptions extends OpenOptions {
   limits: Limits;
+  /** Bytes after the end of a compressed stream are ignored instead of refused (a recompression repairs them). */
+  allowTrailing?: boolean;
 }
 
-function isBlobMismatch(error: unknown, layer: LayerSource): boolean {
+function isBlobMismatch(error: unknown, layer: Pick<LayerSource, 'label'>): boolean {
   return (error instanceof DigestMismatchError || error instanceof SizeMismatchError) && error.what === `${layer.label}: blob`;
 }
 
 /** Reads the whole stored blob against its descriptor; resolves when it matches. */
-export async function verifyBlob(layer: LayerSource, options: OpenOptions = {}): Promise<void> {
+export async function verifyBlob(layer: Pick<LayerSource, 'descriptor' | 'label' | 'openCompressed'>, options: OpenOptions = {}): Promise<void> {
   const check = new BlobCheck(`${layer.label}: blob`, {digest: layer.descriptor.digest, size: layer.descriptor.size});
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -54,7 +56,7 @@ export async function verifyBlob(layer: LayerSource, options: OpenOptions = {}):
 }
 
 /** The blob as stored, checked against its descriptor as it streams (a failure surfaces on the stream). */
-export function openCheckedBlob(layer: LayerSource, options: OpenOptions = {}): Readable {
+export function openCheckedBlob(layer: Pick<LayerSource, 'descriptor' | 'label' | 'openCompressed'>, options: OpenOptions = {}): Readable {
   const check = new DigestStream(`${layer.label}: blob`, {digest: layer.descriptor.digest, size: layer.descriptor.size});
   pipeline(layer.openCompressed(options), check).catch(() => {}); // errors surface on `check`, where the reader is
   return check;
@@ -106,7 +108,7 @@ export function openChecked(layer: LayerSource, options: CheckedReadOptions): Re
     const blob = new DigestStream(`${layer.label}: blob`, {digest: layer.descriptor.digest, size: layer.descriptor.size});
     const stages: NodeJS.ReadWriteStream[] = [];
     if (options.onBytes) stages.push(new Meter(options.onBytes));
-    stages.push(blob, ...decompressionStages(compression, layer.label, options.limits));
+    stages.push(blob, ...decompressionStages(compression, layer.label, options.limits, {allowTrailing: options.allowTrailing === true}));
     // An uncompressed blob whose digest is its diffID is checked once, by `blob`.
     if (compression !== 'none' || layer.descriptor.digest !== layer.diffId) stages.push(new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId}));
     const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;

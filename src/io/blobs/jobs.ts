@@ -225,7 +225,8 @@ export async function transcodeLayer(source: LayerSource, spec: {to: Compression
         async (reader) => {
           for (let chunk = await reader.nextChunk(); chunk.length > 0; chunk = await reader.nextChunk()) await encoder.write(chunk);
         },
-        {limits: spec.limits, onBytes},
+        // Bytes after the compressed stream are no part of the layer: the new blob leaves them out.
+        {limits: spec.limits, onBytes, allowTrailing: true},
       );
     }
     await encoder.end();

@@ -1,7 +1,7 @@
 import {spawn} from 'node:child_process';
 import {Duplex, PassThrough, Transform, type TransformCallback} from 'node:stream';
 import zlib from 'node:zlib';
-import {FerryError} from '../../errors.js';
+import {FerryError, TrailingDataError} from '../../errors.js';
 import type {Compression} from '../../model/media-types.js';
 import type {Limits} from '../../settings.js';
 import {zstdDecompressor} from './zstd.js';
@@ -15,15 +15,31 @@ export class ByteCounter extends Transform {
   }
 }
 
-/** Fails the stream when the output outgrows the limits relative to the input counter. */
+/**
+ * Fails the stream when the output outgrows the limits relative to the input counter; at the end,
+ * fails it when the decompressor left input unread — bytes after the end of the compressed stream,
+ * which Node's gunzip ignores but docker, podman and skopeo refuse ("gzip: invalid header", Go reads
+ * them as the next member's header: docs/peers.md).
+ */
 class BombGuard extends Transform {
   out = 0;
   constructor(
     private readonly input: ByteCounter,
     private readonly limits: Pick<Limits, 'maxRatio' | 'ratioSlackBytes' | 'maxDecompressedBytes'>,
     private readonly label: string,
+    private readonly consumed: (() => number) | undefined,
+    private readonly kind: string,
   ) {
     super();
+  }
+
+  override _flush(done: TransformCallback): void {
+    const used = this.consumed?.();
+    if (used !== undefined && used < this.input.bytes) {
+      done(new TrailingDataError(`${this.label}: ${this.input.bytes - used} byte(s) of data after the end of the ${this.kind} stream (docker, podman and skopeo refuse such a layer; recompress it with --compress ${this.kind})`));
+      return;
+    }
+    done();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.out += chunk.length;
@@ -53,14 +69,14 @@ function spawnFilter(command: string, args: string[], label: string): Duplex {
 }
 
 /** A decompressor for `compression`; errors name `label`. */
-function decompressor(compression: Compression, label: string): Duplex {
+function decompressor(compression: Compression, label: string, allowTrailing: boolean): Duplex {
   switch (compression) {
     case 'none':
       return new PassThrough();
     case 'gzip':
       return wrapErrors(zlib.createGunzip({chunkSize: 256 * 1024}), label, 'gzip');
     case 'zstd':
-      return wrapErrors(zstdDecompressor(label), label, 'zstd');
+      return wrapErrors(zstdDecompressor(label, {allowTrailing}), label, 'zstd');
     case 'bzip2':
       return spawnFilter('bzip2', ['-dc'], label);
     case 'xz':
@@ -70,12 +86,17 @@ function decompressor(compression: Compression, label: string): Duplex {
 
 /**
  * The stages that decompress a stream behind the bomb guard: put them in a pipeline after the
- * compressed source. (For 'none' a single pass-through.)
+ * compressed source (none for 'none'). Data after the end of the compressed stream is an error
+ * unless `allowTrailing` (a recompression, which is how such a layer is repaired).
  */
-export function decompressionStages(compression: Compression, label: string, limits: Limits): NodeJS.ReadWriteStream[] {
+export function decompressionStages(compression: Compression, label: string, limits: Limits, options: {allowTrailing?: boolean} = {}): NodeJS.ReadWriteStream[] {
   if (compression === 'none') return [];
   const counter = new ByteCounter();
-  return [counter, decompressor(compression, label), new BombGuard(counter, limits, label)];
+  const allowTrailing = options.allowTrailing === true;
+  const decompress = decompressor(compression, label, allowTrailing);
+  // zlib counts the input it consumed (bytesWritten): anything past it was never part of the stream.
+  const consumed = compression === 'gzip' && !allowTrailing ? (): number => (decompress as unknown as zlib.Gunzip).bytesWritten : undefined;
+  return [counter, decompress, new BombGuard(counter, limits, label, consumed, compression)];
 }
 
 function wrapErrors<T extends Duplex>(stream: T, label: string, kind: string): T {

@@ -1,6 +1,6 @@
 import {createRequire} from 'node:module';
 import {Duplex} from 'node:stream';
-import {FerryError} from '../../errors.js';
+import {FerryError, TrailingDataError} from '../../errors.js';
 import type {Emit} from './types.js';
 
 type ZstdBinding = typeof import('zstd-napi/binding.js');
@@ -15,20 +15,37 @@ export function zstdBinding(): ZstdBinding {
   return loaded;
 }
 
+/** A zstd frame or skippable frame starts here (RFC 8878 §3.1). (Fewer than 4 bytes left: let the decoder judge.) */
+function startsFrame(data: Buffer): boolean {
+  if (data.length < 4) return true;
+  return (data[0] === 0x28 && data[1] === 0xb5 && data[2] === 0x2f && data[3] === 0xfd) || ((data[0]! & 0xf0) === 0x50 && data[1] === 0x2a && data[2] === 0x4d && data[3] === 0x18);
+}
+
 /**
  * zstd decompression that honours backpressure. zstd-napi's DecompressStream inflates a whole input
  * chunk in one synchronous loop and pushes every output buffer regardless of demand: a 256 KiB frame
  * of RLE blocks became 8 GiB of buffered memory before the bomb guard downstream saw a byte. Here
  * each output buffer is yielded from an async generator, so nothing is inflated until it is wanted.
  */
-export function zstdDecompressor(label: string): Duplex {
+export function zstdDecompressor(label: string, options: {allowTrailing?: boolean} = {}): Duplex {
   const zstd = zstdBinding();
   const outSize = zstd.dStreamOutSize();
   return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
     const dctx = new zstd.DCtx();
     let inFrame = false;
+    let frameEnded = false;
+    let trailing = false;
+    const after = (): FerryError => new TrailingDataError(`${label}: data after the end of the zstd stream (docker, podman and skopeo refuse such a layer; recompress it with --compress zstd)`);
     for await (const chunk of source) {
       let input = chunk;
+      if (trailing) continue; // allowed and ignored: read to the end so the blob's digest completes
+      // After a frame, only another frame (or a skippable one) may follow: anything else is data
+      // after the end of the stream, which the zstd tool and containers/storage refuse.
+      if (frameEnded && input.length > 0 && !startsFrame(input)) {
+        if (!options.allowTrailing) throw after();
+        trailing = true;
+        continue;
+      }
       for (;;) {
         const output = Buffer.allocUnsafe(outSize);
         let result: [number, number, number];
@@ -40,6 +57,12 @@ export function zstdDecompressor(label: string): Duplex {
         const [hint, produced, consumed] = result;
         input = input.subarray(consumed);
         if (produced > 0) yield output.subarray(0, produced);
+        frameEnded = hint === 0;
+        if (frameEnded && input.length > 0 && !startsFrame(input)) {
+          if (!options.allowTrailing) throw after();
+          trailing = true;
+          break;
+        }
         if (input.length === 0 && (produced < output.length || hint === 0)) {
           inFrame = hint !== 0;
           break;

@@ -78,7 +78,7 @@ async function refuseProblems(reader: ByteReader, label: string): Promise<void> 
  * diffID. An uncompressed blob in a file whose digest is its diffID is walked by its headers alone,
  * bodies skipped (the copy's hash covers the rest); anything else goes through the checked read.
  */
-export async function checkLayerContent(layer: Layer, limits: Limits): Promise<void> {
+export async function checkLayerContent(layer: Layer, limits: Limits, options: {allowTrailing?: boolean} = {}): Promise<void> {
   const compression = await layer.compression();
   const region = layer.region;
   if (compression === 'none' && region && layer.descriptor.digest === layer.diffId) {
@@ -92,15 +92,18 @@ export async function checkLayerContent(layer: Layer, limits: Limits): Promise<v
     }
     return;
   }
-  await consumeChecked(layer, (reader) => refuseProblems(reader, layer.label), {limits});
+  await consumeChecked(layer, (reader) => refuseProblems(reader, layer.label), {limits, allowTrailing: options.allowTrailing === true});
 }
 
-/** checkLayerContent for each distinct layer (by blob and diffID), several at once. */
-export async function checkLayerContents(layers: readonly Layer[], limits: Limits, concurrency: number): Promise<void> {
+/**
+ * checkLayerContent for each distinct layer (by blob and diffID) that is here, several at once;
+ * `recompressed` names the blobs being re-encoded (their trailing bytes are dropped, not refused).
+ */
+export async function checkLayerContents(layers: readonly Layer[], limits: Limits, concurrency: number, recompressed: ReadonlySet<string> = new Set()): Promise<void> {
   const distinct = new Map<string, Layer>();
-  for (const layer of layers) distinct.set(`${layer.descriptor.digest}/${layer.diffId}`, layer);
+  for (const layer of layers) if (layer.absent === undefined) distinct.set(`${layer.descriptor.digest}/${layer.diffId}`, layer);
   const limit = pLimit(Math.max(1, concurrency));
-  await Promise.all([...distinct.values()].map((layer) => limit(() => checkLayerContent(layer, limits))));
+  await Promise.all([...distinct.values()].map((layer) => limit(() => checkLayerContent(layer, limits, {allowTrailing: recompressed.has(layer.descriptor.digest)}))));
 }
 
 /**

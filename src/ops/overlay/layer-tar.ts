@@ -18,7 +18,10 @@ export interface LayerTar {
  * `withStoredCheck`), else as the checked decompressed stream.
  */
 export async function openLayerTar(layer: Layer): Promise<LayerTar> {
-  if (layer.absent !== undefined) throw new FerryError('MISSING_BLOB', `${layer.label}: layer ${layer.descriptor.digest} is missing from the archive (${layer.absent})`);
+  if (layer.absent !== undefined) {
+    if (layer.foreign) throw new FerryError('MISSING_BLOB', `${layer.label}: ${layer.absent}: its files cannot be read (a foreign layer's blob lives at its urls, not in the archive)`);
+    throw new FerryError('MISSING_BLOB', `${layer.label}: layer ${layer.descriptor.digest} is missing from the archive`);
+  }
   const region = layer.region;
   if (region && (await layer.compression()) === 'none') {
     const {reader, close} = await openRegionReader(region);
