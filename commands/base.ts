@@ -44,8 +44,6 @@ export abstract class FerryCommand extends Command {
     quiet: Flags.boolean({char: 'q', description: 'Print no progress or notes on stderr.', default: false}),
   };
 
-  /** Whether a failure prints a JSON document with --json (commands opt in). */
-  protected jsonOnFailure = false;
   /** Library settings (limits, temp dir, workers) from FERRY_* variables. */
   protected settings!: Settings;
   #quiet = false;
@@ -78,6 +76,15 @@ export abstract class FerryCommand extends Command {
     if (!this.#quiet) process.stderr.write(`ferry: ${printable(message.replace(/\s*\n\s*/g, ' '))}\n`);
   }
 
+  /**
+   * A command's one-line result. The rule for every command: results on stdout, unless stdout
+   * carries the archive (DEST -), in which case the line goes to stderr as a note.
+   */
+  protected result(line: string, stdoutCarriesArchive: boolean): void {
+    if (stdoutCarriesArchive) this.note(line);
+    else process.stdout.write(`${printable(line)}\n`);
+  }
+
   /** oclif's colorizing tokenizer is quadratic on big documents (an `ls --json` of 100k paths): plain JSON. */
   override logJson(json: unknown): void {
     process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
@@ -100,7 +107,7 @@ export abstract class FerryCommand extends Command {
     const message = describeError(error);
     if (message === stdoutFailure) stdoutReported = true;
     // A command that ran and failed still answers --json with a document; a usage error ran nothing.
-    if (this.jsonEnabled() && code !== EXIT_CODES.USAGE && this.jsonOnFailure) this.logJson(this.toErrorJson(error));
+    if (this.jsonEnabled() && code !== EXIT_CODES.USAGE) this.logJson(this.toErrorJson(error));
     process.stderr.write(`ferry: ${message}\n`);
     if (debugRequested(process.env) && error.stack) process.stderr.write(`${error.stack}\n`);
     process.exitCode = code;

@@ -1,7 +1,9 @@
 import {Args, Flags} from '@oclif/core';
 import {pipeline} from 'node:stream/promises';
 import {ioError, UsageError} from '../src/errors.js';
+import {parsePlatform} from '../src/model/platform.js';
 import {catFile} from '../src/ops/cat.js';
+import {decodeName} from '../src/tar/header.js';
 import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
 
@@ -12,18 +14,23 @@ export default class Cat extends FerryCommand {
   static override examples = ['<%= config.bin %> cat image.tar /etc/os-release', '<%= config.bin %> cat --image app:1 all.tar /app/config.json | jq .'];
   static override args = {
     source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
-    path: Args.string({description: 'File inside the image', required: true}),
+    path: Args.string({description: 'File inside the image (or give --path-base64)', required: false}),
   };
   static override flags = {
     image: Flags.string({description: 'The image to read (name, image ID or manifest digest) when the archive holds several.'}),
+    platform: Flags.string({description: 'The os/arch[/variant] to read from a multi-platform image (default: this machine\'s).'}),
+    'path-base64': Flags.string({description: 'The path as base64 bytes (ls --json pathBytes), for names that are not UTF-8.'}),
   };
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Cat);
+    if (args.path === undefined && flags['path-base64'] === undefined) throw new UsageError('name the file: PATH or --path-base64');
+    if (args.path !== undefined && flags['path-base64'] !== undefined) throw new UsageError('give PATH or --path-base64, not both');
     if (args.source === '-' && args.path === '-') throw new UsageError('PATH is a file inside the image, not -');
+    const filePath = args.path ?? decodeName(Buffer.from(flags['path-base64']!, 'base64'));
     const archive = await openArchive(args.source, {settings: this.settings, stdin: process.stdin});
     try {
-      const result = await catFile(archive, args.path, {images: flags.image === undefined ? [] : [flags.image], note: (m) => this.note(m)});
+      const result = await catFile(archive, filePath, {images: flags.image === undefined ? [] : [flags.image], note: (m) => this.note(m), ...(flags.platform ? {platform: parsePlatform(flags.platform)} : {})});
       await pipeline(result.stream, process.stdout, {end: false}).catch((e: unknown) => {
         throw ioError(e, 'stdout');
       });

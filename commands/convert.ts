@@ -53,7 +53,7 @@ export default class Convert extends FerryCommand {
       stdin: process.stdin,
       stdout: process.stdout,
     });
-    if (!json && dest.path !== '-') process.stdout.write(`wrote ${summary.format}:${summary.path}: ${summary.images} image(s), ${summary.blobs} blob(s), ${humanSize(summary.bytes)}\n`);
+    if (!json) this.result(`wrote ${summary.format}:${summary.path}: ${summary.images} image(s), ${summary.blobs} blob(s), ${humanSize(summary.bytes)}`, dest.path === '-');
     return summary;
   }
 }

@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core';
 import {exportImage} from '../src/ops/flatten.js';
 import {humanSize} from '../src/ops/format.js';
 import {openArchive} from '../src/transports/table.js';
+import {parsePlatform} from '../src/model/platform.js';
 import {FerryCommand} from './base.js';
 import {progressFor} from './progress.js';
 
@@ -19,6 +20,7 @@ export default class Export extends FerryCommand {
   };
   static override flags = {
     image: Flags.string({description: 'The image to export (name, image ID or manifest digest) when the archive holds several.'}),
+    platform: Flags.string({description: 'The os/arch[/variant] of a multi-platform image (default: this machine\'s).'}),
     force: Flags.boolean({description: 'Replace DESTINATION if it exists.', default: false}),
   };
 
@@ -28,6 +30,7 @@ export default class Export extends FerryCommand {
     try {
       const summary = await exportImage(archive, args.destination, {
         images: flags.image === undefined ? [] : [flags.image],
+        ...(flags.platform ? {platform: parsePlatform(flags.platform)} : {}),
         force: flags.force,
         progress: progressFor({quiet: flags.quiet}),
         settings: this.settings,
@@ -35,7 +38,7 @@ export default class Export extends FerryCommand {
         note: (m) => this.note(m),
       });
       for (const w of [...archive.warnings, ...archive.problems, ...summary.warnings]) this.note(`warning: ${w}`);
-      this.note(`exported ${summary.image}: ${summary.entries} entries (${summary.files} files), ${humanSize(summary.bytes)}${args.destination === '-' ? '' : ` to ${args.destination}`}`);
+      this.result(`exported ${summary.image}: ${summary.entries} entries (${summary.files} files), ${humanSize(summary.bytes)}${args.destination === '-' ? '' : ` to ${args.destination}`}`, args.destination === '-');
     } finally {
       await archive.close();
     }

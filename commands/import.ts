@@ -49,6 +49,6 @@ export default class Import extends FerryCommand {
       stdout: process.stdout,
     });
     const w = summary.written;
-    this.note(`imported ${args.rootfs === '-' ? 'stdin' : args.rootfs} as ${flags.tag.join(', ')}: wrote ${w.format}:${dest.path === '-' ? 'stdout' : w.path} (${humanSize(w.bytes)})`);
+    this.result(`imported ${args.rootfs === '-' ? 'stdin' : args.rootfs} as ${flags.tag.join(', ')}: wrote ${w.format}:${dest.path === '-' ? 'stdout' : w.path} (${humanSize(w.bytes)})`, dest.path === '-');
   }
 }

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core';
 import {listImage, renderListing, type ListedEntry} from '../src/ops/ls.js';
 import {openArchive} from '../src/transports/table.js';
+import {parsePlatform} from '../src/model/platform.js';
 import {FerryCommand} from './base.js';
 
 export default class Ls extends FerryCommand {
@@ -22,6 +23,7 @@ export default class Ls extends FerryCommand {
   };
   static override flags = {
     image: Flags.string({description: 'The image to list (name, image ID or manifest digest) when the archive holds several.'}),
+    platform: Flags.string({description: 'The os/arch[/variant] of a multi-platform image (default: this machine\'s).'}),
     layer: Flags.integer({description: "List this layer's own changes (0 = base).", min: 0}),
     long: Flags.boolean({char: 'l', description: 'Show type, mode, owner, size, mtime and the layer each path comes from.', default: false}),
   };
@@ -31,7 +33,7 @@ export default class Ls extends FerryCommand {
     const {args, flags} = await this.parse(Ls);
     const archive = await openArchive(args.source, {settings: this.settings, stdin: process.stdin});
     try {
-      const listing = await listImage(archive, args.path, {images: flags.image === undefined ? [] : [flags.image], ...(flags.layer === undefined ? {} : {layer: flags.layer}), note: (m) => this.note(m)});
+      const listing = await listImage(archive, args.path, {images: flags.image === undefined ? [] : [flags.image], ...(flags.layer === undefined ? {} : {layer: flags.layer}), ...(flags.platform ? {platform: parsePlatform(flags.platform)} : {}), note: (m) => this.note(m)});
       if (!this.jsonEnabled() && listing.entries.length > 0) process.stdout.write(`${renderListing(listing.entries, {long: flags.long, changes: flags.layer !== undefined})}\n`);
       for (const w of [...archive.warnings, ...listing.warnings]) this.note(`warning: ${w}`);
       return listing.entries;

@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core';
 import {humanSize} from '../src/ops/format.js';
 import {squashToArchive} from '../src/ops/squash.js';
 import {openArchive, parseDestination} from '../src/transports/table.js';
+import {parsePlatform} from '../src/model/platform.js';
 import {FerryCommand} from './base.js';
 import {progressFor} from './progress.js';
 
@@ -24,6 +25,7 @@ export default class Squash extends FerryCommand {
   static override flags = {
     'from-layer': Flags.integer({description: 'First layer to merge (0 = base, the default: merge all).', default: 0, min: 0}),
     image: Flags.string({description: 'The image to squash (name, image ID or manifest digest) when the archive holds several.'}),
+    platform: Flags.string({description: 'The os/arch[/variant] of a multi-platform image (default: this machine\'s).'}),
     tag: Flags.string({description: 'Name the output image (repeatable); default: the source names.', multiple: true, multipleNonGreedy: true}),
     compress: Flags.string({description: 'Layer compression of the output.', options: ['keep', 'gzip', 'zstd', 'none'], default: 'keep'}),
     'docker-layout': Flags.string({description: 'docker-archive layout: oci (Docker 25+: loads everywhere) or legacy (Docker <=24).', options: ['oci', 'legacy']}),
@@ -37,6 +39,7 @@ export default class Squash extends FerryCommand {
     try {
       const summary = await squashToArchive(archive, args.destination, {
         images: flags.image === undefined ? [] : [flags.image],
+        ...(flags.platform ? {platform: parsePlatform(flags.platform)} : {}),
         fromLayer: flags['from-layer'],
         ...(flags.tag ? {tags: flags.tag} : {}),
         compress: flags.compress as 'keep' | 'gzip' | 'zstd' | 'none',
@@ -52,9 +55,10 @@ export default class Squash extends FerryCommand {
       const saved = beforeBytes - afterBytes;
       const percent = beforeBytes > 0 ? ` (${((saved / beforeBytes) * 100).toFixed(1)}%)` : '';
       const range = squashed === 1 ? `layer ${fromLayer}` : `layers ${fromLayer}..${fromLayer + squashed - 1}`;
-      this.note(
+      this.result(
         `squashed ${range} of ${summary.image} (${squashed} layer(s), ${humanSize(beforeBytes)} uncompressed) into one layer of ${humanSize(afterBytes)}: ` +
           `${saved >= 0 ? `saved ${humanSize(saved)}${percent}` : `grew by ${humanSize(-saved)}`}; wrote ${summary.written.format}:${summary.written.path}`,
+        summary.written.path === '-',
       );
     } finally {
       await archive.close();

@@ -117,7 +117,7 @@ export interface ArchiveEntry {
 }
 
 /** The forms ferry reads and writes (one transport each, src/transports/table.ts). */
-export type FormatName = 'docker-archive' | 'oci-archive' | 'oci' | 'rootfs';
+export type FormatName = 'docker-archive' | 'oci-archive' | 'oci' | 'rootfs' | 'dir';
 
 /** What a reader found: the entries, and what did not stop it. */
 export interface ReadResult {

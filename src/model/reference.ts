@@ -52,9 +52,38 @@ export function tryParseReference(text: string): Reference | undefined {
   return ref;
 }
 
+/** Why `text` is not a reference by docker's grammar (distribution/reference), in words; undefined when it is one. */
+export function referenceProblem(text: string): string | undefined {
+  if (tryParseReference(text)) return undefined;
+  if (text === '') return 'it is empty';
+  const at = text.indexOf('@');
+  const name = at >= 0 ? text.slice(0, at) : text;
+  if (at >= 0) {
+    const digest = text.slice(at + 1);
+    if (!isDigest(digest)) return `"${digest}" is not a digest (sha256: and 64 lowercase hex digits)`;
+  }
+  const colon = name.lastIndexOf(':');
+  const tag = colon > name.lastIndexOf('/') ? name.slice(colon + 1) : undefined;
+  const repository = tag === undefined ? name : name.slice(0, colon);
+  if (tag !== undefined) {
+    if (tag.length > 128) return `the tag is ${tag.length} characters long (at most 128)`;
+    if (!TAG.test(tag)) return `the tag "${tag}" may hold only letters, digits, _ . and - (and not start with . or -)`;
+  }
+  if (repository === '') return 'it has no repository name';
+  const parts = repository.split('/');
+  const first = parts[0]!;
+  const hasDomain = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost');
+  if (hasDomain && !DOMAIN.test(first)) return `"${first}" is not a registry host[:port]`;
+  const path = hasDomain ? parts.slice(1) : parts;
+  if (path.some((p) => /[A-Z]/.test(p))) return 'repository names must be lowercase';
+  const bad = path.find((p) => !COMPONENT.test(p));
+  if (bad !== undefined) return `"${bad}" is not a valid repository path component (lowercase letters, digits, and . _ __ - between them)`;
+  return 'it does not follow docker\'s reference grammar';
+}
+
 export function parseReference(text: string): Reference {
   const ref = tryParseReference(text);
-  if (!ref) throw new UsageError(`invalid image reference "${text}"`);
+  if (!ref) throw new UsageError(`invalid image reference "${text}": ${referenceProblem(text)}`);
   return ref;
 }
 

@@ -10,8 +10,10 @@ import {withStoredCheck} from '../io/layers/scan.js';
 import type {Archive, Image} from '../model/image.js';
 import type {Platform} from '../model/platform.js';
 import {resolveSettings, type SettingsInput} from '../settings.js';
-import {emitTar, planEmission, type EmitPlan} from './overlay/emit.js';
+import {readContent} from './overlay/content.js';
+import {emitTar, idNames, planEmission, type EmitPlan} from './overlay/emit.js';
 import {mergeLayers} from './overlay/merge.js';
+import {isFailure, type MergedTree} from './overlay/tree.js';
 import {silentProgress, type Progress} from './progress.js';
 import {pickImage} from './select.js';
 
@@ -36,9 +38,22 @@ export async function flattenImage(image: Image, options: {settings?: SettingsIn
   } finally {
     await pool.close();
   }
-  const plan = planEmission(view.tree, {base: 0});
+  const owners = {users: await idFile(view.tree, image, 'etc/passwd'), groups: await idFile(view.tree, image, 'etc/group')};
+  const plan = planEmission(view.tree, {base: 0, dockerExport: owners});
   return {plan, warnings: view.warnings, stream: () => emitTar(plan, image.layers)};
 }
+
+/** The image's own /etc/passwd or /etc/group as id → name (docker export names owners from them); empty when absent. */
+async function idFile(tree: MergedTree, image: Image, file: string): Promise<Map<number, string>> {
+  const node = tree.resolveFollow(file);
+  if (isFailure(node) || node.type !== 'file' || !node.inode.source || node.inode.size > MAX_ID_FILE) return new Map();
+  const chunks: Buffer[] = [];
+  for await (const chunk of readContent(image.layers, node.inode.source)) chunks.push(chunk);
+  return idNames(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** A passwd or group file bigger than this is not read for names (a real one is a few KiB). */
+const MAX_ID_FILE = 1 << 20;
 
 export interface ExportOptions {
   /** `--image` refs; the archive must then hold exactly one match. */
@@ -93,7 +108,7 @@ export async function exportImage(archive: Archive, destination: string, options
       throw ioError(e, 'stdout');
     });
   } else {
-    const output = await beginAtomicOutput(destination, 'file', {force: options.force ?? false});
+    const output = await beginAtomicOutput(destination, 'file', {force: options.force ?? false, tempDir: resolveSettings(options.settings).tempDir});
     try {
       // Written sparse (runs of zeros stay holes): an 8 GB image of zeros spent most of its export
       // time in system calls writing zeros.

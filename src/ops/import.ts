@@ -37,6 +37,9 @@ export async function importRootfs(source: string, destination: string, options:
   const path = source.startsWith('rootfs:') ? source.slice('rootfs:'.length) : source;
   const rootfs = await openRootfsLayer(path, {settings, stdin});
   try {
+    if (rootfs.looksLike) {
+      options.note?.(`${source} looks like ${rootfs.looksLike}, not a file system: the image will hold the archive's members as files (to work on the image inside it, use ferry convert or load)`);
+    }
     const base = emptyImage({platform: platform ?? {...hostPlatform(), os: 'linux'}, created: rootfs.created, config});
     const image = appendLayer(base, rootfs.layer, {created: rootfs.created, comment: message ?? 'Imported from -'});
     return {written: await writeArchive(destination, [{names: [], root: image}], {...writeOptions, tags}), config};

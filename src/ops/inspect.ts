@@ -1,3 +1,4 @@
+import {printable} from '../errors.js';
 import {layerHistory} from '../model/config.js';
 import {listAbsent, listArtifacts, type Archive} from '../model/image.js';
 import {formatPlatform, type Platform} from '../model/platform.js';
@@ -91,7 +92,7 @@ export function renderInspect(result: InspectResult, location: string): string {
   const lines: string[] = [`format: ${result.format} (${location})`];
   for (const [i, image] of result.images.entries()) {
     const cfg = (image.config as {config?: {Entrypoint?: unknown; Cmd?: unknown} | null}).config ?? {};
-    lines.push('', `image ${i + 1}: ${image.names.length > 0 ? image.names.join(', ') : '<untagged>'}`);
+    lines.push('', `image ${i + 1}: ${image.names.length > 0 ? printable(image.names.join(', ')) : '<untagged>'}`);
     lines.push(`  platform:   ${formatPlatform(image.platform)}`);
     lines.push(`  image ID:   ${image.configDigest}`);
     lines.push(`  manifest:   ${image.manifestDigest ?? '(none in this archive)'}`);
@@ -102,12 +103,12 @@ export function renderInspect(result: InspectResult, location: string): string {
     lines.push(`  layers:     ${image.layers.length} (${humanSize(total)})`);
     for (const [j, l] of image.layers.entries()) {
       const by = (l.createdBy ?? '').replace(/\s+/g, ' ');
-      lines.push(`    ${String(j).padStart(2)}  ${l.digest.slice(7, 19)}  ${humanSize(l.size).padStart(10)}  ${by.length > 70 ? `${by.slice(0, 69)}…` : by}`);
+      lines.push(`    ${String(j).padStart(2)}  ${l.digest.slice(7, 19)}  ${humanSize(l.size).padStart(10)}  ${printable(by.length > 70 ? `${by.slice(0, 69)}…` : by)}`);
     }
   }
   for (const a of result.artifacts) {
     const about = a.subject ? ` of ${a.subject.slice(0, 19)}` : '';
-    lines.push('', `${a.kind}: ${a.artifactType}${about}${a.names.length > 0 ? ` (${a.names.join(', ')})` : ''}`, `  manifest:   ${a.digest} (${humanSize(a.size)})`);
+    lines.push('', printable(`${a.kind}: ${a.artifactType}${about}${a.names.length > 0 ? ` (${a.names.join(', ')})` : ''}`), `  manifest:   ${a.digest} (${humanSize(a.size)})`);
   }
   for (const a of result.absent) lines.push('', `absent: ${a.platform ? formatPlatform(a.platform) : 'manifest'} ${a.digest} of ${a.names.join(', ') || '<untagged>'}: ${a.reason}`);
   return lines.join('\n');

@@ -1,4 +1,5 @@
-import {FerryError, UsageError} from '../errors.js';
+import {FerryError, printable, UsageError} from '../errors.js';
+import {decodeName} from '../tar/header.js';
 import type {Archive, Layer} from '../model/image.js';
 import {cleanPath, walkTar, type TarEntry} from '../tar/walk.js';
 import type {Platform} from '../model/platform.js';
@@ -20,6 +21,11 @@ export interface ListedEntry {
   size: number;
   /** ISO 8601, UTC. */
   mtime: string;
+  /**
+   * The path's exact bytes (base64), given only when they are not UTF-8 (the tar stored a name in
+   * another encoding, shown in `path` as Latin-1): `ferry cat --path-base64` takes them back.
+   */
+  pathBytes?: string;
   /** Symlink target, or for `hardlink` entries (--layer) the path linked to. */
   linkname?: string;
   /** Other names of the same file (merged view, regular files). */
@@ -71,9 +77,31 @@ export async function listImage(archive: Archive, path: string | undefined, opti
     start = found;
   }
   const entries: ListedEntry[] = [];
-  if (start.parent && !(start.children && path!.endsWith('/'))) entries.push(describeNode(start));
-  if (start.children) for (const node of tree.walk(start)) entries.push(describeNode(node));
+  if (start.parent && !(start.children && path!.endsWith('/'))) entries.push(withBytes(describeNode(start)));
+  if (start.children) for (const node of tree.walk(start)) entries.push(withBytes(describeNode(node)));
   return {image, entries, warnings: view.warnings};
+}
+
+/**
+ * The bytes a listed path stands for: names that were not UTF-8 were decoded as Latin-1
+ * (src/tar/header.ts decodeName), so a component whose Latin-1 bytes are not UTF-8 came from them.
+ */
+export function pathBytes(path: string): Buffer | undefined {
+  let foreign = false;
+  const parts = path.split('/').map((component) => {
+    if (!/[\u0080-\u00ff]/.test(component) || /[^\u0000-\u00ff]/.test(component)) return Buffer.from(component, 'utf8');
+    const latin1 = Buffer.from(component, 'latin1');
+    if (decodeName(latin1) !== component) return Buffer.from(component, 'utf8');
+    foreign = true;
+    return latin1;
+  });
+  if (!foreign) return undefined;
+  return Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [p] : [Buffer.from('/'), p])));
+}
+
+function withBytes(entry: ListedEntry): ListedEntry {
+  const bytes = pathBytes(entry.path);
+  return bytes ? {...entry, pathBytes: bytes.toString('base64')} : entry;
 }
 
 function describeNode(node: TreeNode): ListedEntry {
@@ -114,7 +142,7 @@ async function layerChanges(layer: Layer, lower: MergedTree, wanted: string): Pr
       const listed = describeChange(entry, name, lower);
       const listedPath = listed.path.replace(/^\/+|\/+$/g, '');
       if (wanted !== '' && listedPath !== wanted && !listedPath.startsWith(`${wanted}/`)) continue;
-      out.push(listed);
+      out.push(withBytes(listed));
     }
   } finally {
     await tar.close();
@@ -190,14 +218,16 @@ export function renderListing(entries: readonly ListedEntry[], options: {long?: 
     if (e.type === 'symlink') tail = ` -> ${e.linkname}`;
     else if (e.type === 'hardlink') tail = ` link to ${e.linkname}`;
     else if (e.type === 'opaque') tail = ' (opaque: hides everything below it from lower layers)';
+    // Names from a stranger's archive may hold a newline or an escape sequence: shown escaped, so a
+    // name can never forge a line or rewrite the terminal.
     if (!options.long) {
-      lines.push(`${marker}${e.path}${options.changes ? tail : ''}`);
+      lines.push(printable(`${marker}${e.path}${options.changes ? tail : ''}`));
       continue;
     }
     const size = e.type === 'char' || e.type === 'block' ? `${e.devmajor},${e.devminor}` : String(e.size);
     const when = e.mtime.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, '');
     const layer = e.layer === undefined ? '' : `${e.layer < 0 ? '-' : `L${e.layer}`} `.padStart(4);
-    lines.push(`${marker}${e.permissions} ${`${e.uid}/${e.gid}`.padEnd(11)} ${size.padStart(10)} ${when} ${layer}${e.path}${tail}`);
+    lines.push(printable(`${marker}${e.permissions} ${`${e.uid}/${e.gid}`.padEnd(11)} ${size.padStart(10)} ${when} ${layer}${e.path}${tail}`));
   }
   return lines.join('\n');
 }

@@ -1,7 +1,7 @@
 import {FerryError, UsageError} from '../errors.js';
 import {describeNode, imagesOf, isArtifact, isImageIndex, listImages, resolveLayers, type ArchiveEntry, type Image, type ListedImage, type Node, type ReadResult} from '../model/image.js';
 import {formatPlatform, hostPlatform, platformMatches, type Platform} from '../model/platform.js';
-import {sameReference, tryParseReference} from '../model/reference.js';
+import {referenceProblem, sameReference} from '../model/reference.js';
 
 /**
  * Image selection, in one place: what `--image REF` (and a transport's `:NAME`) means for every
@@ -17,7 +17,8 @@ const HEX_PREFIX = /^(?:sha256:)?([a-f0-9]{12,64})$/;
 /** A REF that is neither a digest prefix nor a valid reference is a usage error, said why. */
 export function checkImageRef(ref: string): void {
   if (HEX_PREFIX.test(ref)) return;
-  if (!tryParseReference(ref)) throw new UsageError(`--image "${ref}": not an image name, image ID or manifest digest`);
+  const problem = referenceProblem(ref);
+  if (problem !== undefined) throw new UsageError(`--image "${ref}": not an image name, image ID or manifest digest: ${problem}`);
 }
 
 function digestMatches(ref: string, digests: ReadonlyArray<string | undefined>): boolean {

@@ -1,4 +1,3 @@
-import {createReadStream} from 'node:fs';
 import path from 'node:path';
 import type {Writable} from 'node:stream';
 import pLimit from 'p-limit';
@@ -6,16 +5,15 @@ import {FerryError, ioError, TrailingDataError, UsageError} from '../errors.js';
 import type {BlobJobResult} from '../io/blobs/jobs.js';
 import {transcodeLayer} from '../io/blobs/jobs.js';
 import {BlobPool} from '../io/blobs/pool.js';
-import {beginAtomicOutput, type AtomicOutput} from '../io/fs/atomic.js';
-import {disposeTemp, makeTempDir} from '../io/fs/temp.js';
+import {beginAtomicOutput, beginStreamedOutput, type AtomicOutput} from '../io/fs/atomic.js';
 import {checkLayerContent, checkLayerContents} from '../io/layers/scan.js';
 import {isScratchLayer, ScratchLayer} from '../io/layers/range-layer.js';
 import {absentOf, artifactsOf, describeNode, imagesOf, isArtifact, isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type IndexChild, type Layer, type Node} from '../model/image.js';
 import {isNondistributable, layerMediaType, MediaType, type Compression} from '../model/media-types.js';
 import {formatPlatform, hostPlatform, platformMatches, type Platform} from '../model/platform.js';
-import {fullName, tryParseReference, withDefaultTag} from '../model/reference.js';
+import {familiarName, fullName, referenceProblem, tryParseReference, withDefaultTag} from '../model/reference.js';
 import {resolveSettings, type Settings, type SettingsInput} from '../settings.js';
-import {parseDestination, writerFor} from '../transports/table.js';
+import {openArchive, parseDestination, writerFor} from '../transports/table.js';
 import type {ArchiveWriter} from '../transports/types.js';
 import {silentProgress, type Progress} from './progress.js';
 
@@ -67,13 +65,22 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   if (options.tags && options.tags.length > 0 && imageEntries !== 1) {
     throw new UsageError(`--tag names one image, but ${imageEntries} are selected: pick one with --image`);
   }
-  const named = nameEntries(entries, options.tags, note);
+  // skopeo's destination suffix names the image: docker-archive:PATH:NAME is a tag, oci:DIR:REF and
+  // oci-archive:PATH:REF the ref.name written as given (and the full name beside it when REF is one).
+  if (dest.index !== undefined) throw new UsageError(`"${destination}": @INDEX picks an image of a source; a destination takes :NAME`);
+  const suffix = dest.name;
+  if (suffix !== undefined && options.tags && options.tags.length > 0) throw new UsageError(`"${destination}" names the image already; drop --tag or the :NAME suffix`);
+  if (suffix !== undefined && imageEntries !== 1) throw new UsageError(`"${destination}" names one image, but ${imageEntries} are selected: pick one with --image`);
+  const tags = suffix !== undefined && (writer.format === 'docker-archive' || tryParseReference(suffix)) ? [suffix] : options.tags;
+  const named = nameEntries(entries, tags, note);
   const {entries: planned, primary} = choosePlatforms(named, writer, options.platform, note);
   const toStdout = dest.path === '-';
   if (toStdout && !options.stdout) throw new UsageError(`"${destination}": "-" writes to stdout, but no stdout stream was given`);
   if (toStdout && (options.stdout as NodeJS.WriteStream).isTTY) throw new UsageError('refusing to write an archive to a terminal: redirect stdout or name a file');
 
-  const output = toStdout ? await stdoutOutput(settings, options.stdout!) : await beginAtomicOutput(dest.path, writer.output, {force: options.force ?? false});
+  if (!toStdout && writer.output === 'dir') await describeReplacedLayout(dest.path, options.force === true, settings, note);
+  // stdout, like a device or FIFO destination, gets the archive once it is whole: nothing partial reaches a pipe.
+  const output = toStdout ? await beginStreamedOutput('stdout', settings.tempDir, () => options.stdout!, {end: false}) : await beginAtomicOutput(dest.path, writer.output, {force: options.force ?? false, tempDir: settings.tempDir});
   const progress = options.progress ?? silentProgress;
   const concurrency = Math.max(1, settings.workers);
   // Hashing and compressing run on worker threads, one blob each, so every core works
@@ -103,7 +110,8 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
     // check still reading one (squash's new layer) must be done first.
     if (allImages(planned).some((image) => image.layers.some(isScratchLayer))) await contents;
     progress.start('writing', distinctLayerBytes(final.entries));
-    const result = await writer.write(final.entries, output.tempPath, {primary: final.primary, concurrency, pool, onBytes: (n) => progress.advance(n), signal});
+    const refName = suffix !== undefined && writer.format !== 'docker-archive' ? {refName: suffix} : {};
+    const result = await writer.write(final.entries, output.tempPath, {primary: final.primary, concurrency, pool, onBytes: (n) => progress.advance(n), signal, ...refName});
     await contents;
     progress.stop();
     await output.commit();
@@ -130,43 +138,29 @@ function distinctLayerBytes(entries: readonly ArchiveEntry[]): number {
   return total;
 }
 
-/** The archive goes to a temp file first, then to stdout: nothing partial reaches a pipe on error. */
-async function stdoutOutput(settings: Settings, stdout: Writable): Promise<AtomicOutput> {
-  const dir = await makeTempDir(settings.tempDir, 'ferry-out-');
-  const tempPath = path.join(dir, 'archive.tar');
-  return {
-    destination: '-',
-    tempPath,
-    scratchDir: async () => dir,
-    async commit(): Promise<void> {
-      try {
-        await copyToStdout(tempPath, stdout);
-      } finally {
-        disposeTemp(dir);
-      }
-    },
-    async abort(): Promise<void> {
-      disposeTemp(dir);
-    },
-  };
-}
-
-function copyToStdout(file: string, out: Writable): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const source = createReadStream(file, {highWaterMark: 1 << 20});
-    const fail = (e: unknown): void => {
-      source.destroy();
-      out.off('error', fail);
-      reject(ioError(e, 'stdout'));
-    };
-    out.on('error', fail);
-    source.on('error', (e) => fail(e));
-    source.on('end', () => {
-      out.off('error', fail);
-      resolve();
-    });
-    source.pipe(out, {end: false});
-  });
+/**
+ * An OCI layout already at the destination may hold images other than the ones being written: the
+ * refusal (and, with --force, a note) says which, since the whole layout is replaced.
+ */
+async function describeReplacedLayout(dir: string, force: boolean, settings: Settings, note: (m: string) => void): Promise<void> {
+  let held: string[];
+  try {
+    const existing = await openArchive(`oci:${dir}`, {settings});
+    try {
+      held = existing.entries.map((e) => (e.names.length > 0 ? e.names.map((n) => {
+        const ref = tryParseReference(n);
+        return ref ? familiarName(ref) : n;
+      }).join(', ') : describeNode(e.root)));
+    } finally {
+      await existing.close();
+    }
+  } catch {
+    return; // not a readable layout (or nothing there): the usual checks speak for it
+  }
+  if (held.length === 0) return;
+  const what = `${dir} holds ${held.length} ${held.length === 1 ? 'image' : 'images'} (${held.join('; ')})`;
+  if (!force) throw new FerryError('EXISTS', `${what}; --force replaces ${held.length === 1 ? 'it' : 'them all'}`);
+  note(`replacing ${what}`);
 }
 
 /**
@@ -177,7 +171,7 @@ function nameEntries(entries: readonly ArchiveEntry[], tags: readonly string[] |
   if (tags && tags.length > 0) {
     const names = tags.map((tag) => {
       const ref = tryParseReference(tag);
-      if (!ref) throw new UsageError(`invalid --tag "${tag}": not an image reference`);
+      if (!ref) throw new UsageError(`invalid --tag "${tag}": not an image reference: ${referenceProblem(tag)}`);
       if (ref.digest !== undefined) throw new UsageError(`invalid --tag "${tag}": a digest cannot name an image in an archive; give name:tag`);
       return fullName(withDefaultTag(ref));
     });

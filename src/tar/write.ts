@@ -59,7 +59,7 @@ function splitUstar(name: string): [prefix: string, base: string] | undefined {
 function ustarBlock(spec: HeaderSpec, typeflag: string, prefix: string, name: string, size: number): Buffer {
   const block = Buffer.alloc(BLOCK);
   putString(block, 0, 100, name);
-  putOctal(block, 100, 8, spec.mode & 0o7777777);
+  putOctal(block, 100, 8, spec.mode & 0o7777777); // type bits included when the caller sets them (docker export)
   putOctal(block, 108, 8, spec.uid <= MAX_OCTAL_8 ? spec.uid : 0);
   putOctal(block, 116, 8, spec.gid <= MAX_OCTAL_8 ? spec.gid : 0);
   putOctal(block, 124, 12, size <= MAX_OCTAL_12 ? size : 0);

@@ -4,6 +4,7 @@ import type {Archive, ReadResult} from '../model/image.js';
 import {sameReference} from '../model/reference.js';
 import type {Platform} from '../model/platform.js';
 import {resolveSettings, type SettingsInput} from '../settings.js';
+import {dir} from './dir/index.js';
 import {dockerArchive} from './docker-archive/index.js';
 import {openLocal} from './local.js';
 import {oci} from './oci/index.js';
@@ -14,13 +15,14 @@ import type {ArchiveWriter, LocalSource, ReadOptions, Transport, TransportRef, W
 /**
  * The one table of transports. A row is a name, its reference grammar, how it reads and how it
  * writes (types.ts); its code lives in the folder of the same name. Without a prefix, local forms are
- * detected in this order (docs/formats.md §0): docker-archive (manifest.json), then an OCI
- * layout (oci for a directory, oci-archive for a tar), then rootfs for any other tar.
+ * detected in this order (docs/formats.md §0): a dir: layout (its `version` file), docker-archive
+ * (manifest.json), then an OCI layout (oci for a directory, oci-archive for a tar), then rootfs for
+ * any other tar.
  */
-export const TRANSPORTS: readonly Transport[] = [dockerArchive, ociArchive, oci, rootfs];
+export const TRANSPORTS: readonly Transport[] = [dir, dockerArchive, ociArchive, oci, rootfs];
 
 /** Prefixes of other tools' transports ferry does not read: named in the error instead of read as a path. */
-const FOREIGN = ['containers-storage', 'dir', 'docker', 'docker-daemon', 'ostree', 'sif', 'tarball'];
+const FOREIGN = ['containers-storage', 'docker', 'docker-daemon', 'ostree', 'sif', 'tarball'];
 
 function transportNamed(name: string): Transport | undefined {
   return TRANSPORTS.find((t) => t.name === name);
@@ -86,11 +88,30 @@ export async function openArchive(source: string, options: OpenArchiveOptions = 
   const local = await openLocal(ref.path, readOptions, {index: !(explicit?.local?.accepts === 'file' && !explicit.local.detect)});
   try {
     const row = explicit ?? (await detect(local));
-    const result = await row.local!.read(local, ref, readOptions);
+    const result = explicit ? await row.local!.read(local, ref, readOptions) : await readDetected(row, local, ref, readOptions);
     const dispose = (): Promise<void> => local.input.dispose();
     return {format: row.name as Archive['format'], location: ref.path, ...narrow(result, ref), close: dispose, [Symbol.asyncDispose]: dispose};
   } catch (e) {
     await local.input.dispose();
+    throw e;
+  }
+}
+
+/**
+ * A detected docker-archive may be a file system tar that happens to hold a top-level manifest.json
+ * (a web app's): when that file is not docker save's, or lists no image, the error says what was
+ * detected and how to read the tar as a file system instead.
+ */
+async function readDetected(row: Transport, source: LocalSource, ref: TransportRef, options: ReadOptions): Promise<ReadResult> {
+  const asRootfs = `if ${source.label} is a file system tar, read it as rootfs:${ref.path}`;
+  try {
+    const result = await row.local!.read(source, ref, options);
+    if (row === dockerArchive && result.entries.length === 0) throw new FerryError('UNKNOWN_FORMAT', `${source.label}: detected a docker-archive (a top-level manifest.json), but it lists no image; ${asRootfs}`);
+    return result;
+  } catch (e) {
+    if (row === dockerArchive && e instanceof FerryError && e.code === 'BAD_JSON' && e.message.includes(`${source.label}: manifest.json`)) {
+      throw new FerryError('BAD_JSON', `${e.message}; detected a docker-archive by its top-level manifest.json: ${asRootfs}`, {cause: e});
+    }
     throw e;
   }
 }

@@ -15,7 +15,7 @@ describe('ferry import (CLI)', () => {
     const out = path.join(dir, 'layout');
     const r = ferry(['import', path.join(FIXTURES, 'edge.docker-export.tar'), `oci:${out}`, '--tag', 'example/imported:1', '--change', 'CMD ["/bin/true"]', '--platform', 'linux/arm64/v8']);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/imported .*edge\.docker-export\.tar as example\/imported:1/);
+    expect(r.stdout).toMatch(/^imported .*edge\.docker-export\.tar as example\/imported:1/);
     const inspected = JSON.parse(ferry(['inspect', '--json', `oci:${out}`]).stdout) as {images: Array<{platform: object; config: {config: object; history: object[]}}>};
     expect(inspected.images[0]!.platform).toEqual({os: 'linux', architecture: 'arm64', variant: 'v8'});
     expect(inspected.images[0]!.config.config).toEqual({Cmd: ['/bin/true']});

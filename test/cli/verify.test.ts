@@ -71,13 +71,19 @@ describe.skipIf(peerMissing('python3', 'tar'))('corruption through the CLI', () 
     expect(line).toMatch(/digest mismatch: expected sha256:[a-f0-9]{64}, got sha256:[a-f0-9]{64}$/);
   });
 
-  it('a flipped config byte in an OCI layout: exit 1, one line naming the config blob; --json does not change that', () => {
+  it('a flipped config byte in an OCI layout: exit 1, one line naming the config blob; with --json also a JSON report on stdout (issue 10)', () => {
     const dir = copyFixture('edge.podman.oci', path.join(tmp));
     const cfg = firstManifest(dir).manifest.config;
     flipByte(blobFile(dir, cfg.digest), 10);
     const [line] = expectFailure(ferry(['verify', dir]), 1);
     expect(line).toContain(cfg.digest);
-    expectFailure(ferry(['verify', '--json', dir]), 1);
+    const json = ferry(['verify', '--json', dir]);
+    expect(json.status).toBe(1);
+    expect(json.stderr.trimEnd().split('\n')).toEqual([line]);
+    const report = JSON.parse(json.stdout) as {ok: boolean; problems: string[]};
+    expect(report.ok).toBe(false);
+    expect(report.problems).toHaveLength(1);
+    expect(report.problems[0]).toContain(cfg.digest);
   });
 
   it('several problems: one line each; --json puts them in the result instead', () => {

@@ -1,3 +1,4 @@
+import {execFileSync} from 'node:child_process';
 import {mkdtempSync, rmSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,7 +33,7 @@ describe.skipIf(peerMissing('dockerd'))('ferry export == docker export', () => {
     const docker = dockerExportCanon(dockerd, 'ferry-test/every-case:1', path.join(dir, 'docker.tar'));
     const out = path.join(dir, 'ferry.tar');
     const r = ferry(['export', archive, out]);
-    expect(r.stderr).toMatch(/exported ferry-test\/every-case:1/);
+    expect(r.stdout).toMatch(/^exported ferry-test\/every-case:1/);
     expect(r.status).toBe(0);
     const ours = canonFromTar(listTar(out));
     expectSameAsDocker(docker, ours);
@@ -54,6 +55,22 @@ describe.skipIf(peerMissing('dockerd'))('ferry export == docker export', () => {
     const r = ferry(['export', '--image', 'ferry-fixture/edge-child:1', path.join(FIXTURES, 'edge-multi.docker-save.tar'), out]);
     expect(r.status, r.stderr).toBe(0);
     expectSameAsDocker(docker, canonFromTar(listTar(out)));
+  });
+
+  it('headers as docker export writes them: type bits in the mode, symlinks lrwxrwxrwx, owners named from the image, no hdrcharset', () => {
+    // (the fixture image's /etc/passwd names uid 1000, which owns /app: docker names owners from it)
+    const headers = (file: string): Map<string, string> => {
+      const py = `import tarfile,sys
+for m in tarfile.open(sys.argv[1]).getmembers(): print(m.name, oct(m.mode), m.uname, m.gname, ','.join(sorted(m.pax_headers)))`;
+      const lines = execFileSync('python3', ['-c', py, file], {encoding: 'utf8'}).split('\n').filter((l) => l !== '');
+      return new Map(lines.map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)]));
+    };
+    const docker = headers(path.join(dir, 'docker-child.tar'));
+    const ours = headers(path.join(dir, 'ferry-child.tar'));
+    const mismatches = [...ours].filter(([name, h]) => docker.has(name) && docker.get(name) !== h).map(([name, h]) => `${name}: ferry ${h} docker ${docker.get(name)}`);
+    expect(mismatches).toEqual([]);
+    expect([...ours.values()].some((h) => h.startsWith('0o120777'))).toBe(true);
+    expect([...ours.values()].filter((h) => h.includes('hdrcharset'))).toEqual([]);
   });
 
   it('docker itself deletes a file whited out in the layer that created it (what ferry matches)', () => {

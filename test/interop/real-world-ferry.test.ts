@@ -220,6 +220,12 @@ describe.skipIf(peerMissing('skopeo', 'umoci', 'oci-image-tool', 'buildah', 'doc
         const load = dockerd.dockerRaw(['load', '-i', repaired]);
         expect(load.status, load.stderr).toBe(0);
         expect(dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', d.gzipZerosOci.tag]).trim()).toBe(d.gzipZerosOci.configDigest);
+        // The attestation archive as ferry's docker-archive (the OCI view keeps the attestation):
+        // docker 20.10 loads it through manifest.json and runs the image.
+        const attested = dockerd.dockerRaw(['load', '-i', path.join(dir, 'a.docker.tar')]);
+        expect(attested.status, attested.stderr).toBe(0);
+        expect(dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', 'ferry-test/app:1']).trim()).toBe(a.configDigest);
+        expect(dockerd.docker(['run', '--rm', '--network', 'none', 'ferry-test/app:1', 'cat', '/app/hello.txt'])).toBe('hello from the base\n');
       } finally {
         await dockerd.stop();
       }

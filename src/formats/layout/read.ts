@@ -144,8 +144,7 @@ async function readNode(ctx: LayoutContext, d: Descriptor, where: string, depth:
     }
     node = {document: doc, children};
   } else {
-    const kind = artifactKind(d, doc.parsed);
-    node = kind ? await readArtifact(ctx.tree, doc, d, where, kind) : await readImage(ctx.tree, doc, d, where, ctx);
+    node = await readManifest(ctx.tree, doc, d, where, ctx);
   }
   ctx.cache.set(d.digest, node);
   return node;
@@ -177,15 +176,27 @@ function artifactKind(d: Descriptor, parsed: unknown): ArtifactKind | undefined 
   return foreign.startsWith('application/vnd.dev.cosign.') ? 'signature' : 'artifact';
 }
 
+/** Where a blob lives in the tree: `blobs/<alg>/<hex>` in a layout (skopeo's dir: layout names them by hex alone). */
+export type BlobLocator = (digest: Digest) => string;
+
+/**
+ * A manifest read as a runnable image or, when it is not one, an artifact; its blobs are found by
+ * `locate` (default: the OCI layout's blobs/ directory).
+ */
+export async function readManifest(tree: FileTree, doc: RawDocument, d: Descriptor, where: string, context: ReadContext, locate: BlobLocator = blobPath): Promise<Image | Artifact> {
+  const kind = artifactKind(d, doc.parsed);
+  return kind ? readArtifact(tree, doc, d, where, kind, locate) : readImage(tree, doc, d, where, context, locate);
+}
+
 /** A manifest kept as content: its blobs are listed (present or not), never parsed. */
-async function readArtifact(tree: FileTree, doc: RawDocument, d: Descriptor, where: string, kind: ArtifactKind): Promise<Artifact> {
+async function readArtifact(tree: FileTree, doc: RawDocument, d: Descriptor, where: string, kind: ArtifactKind, locate: BlobLocator): Promise<Artifact> {
   const m = doc.parsed;
   if (!isRecord(m)) throw new FerryError('BAD_JSON', `${where}: manifest ${d.digest} is not a JSON object`);
   const config = parseDescriptor(m.config, `${where}: manifest ${d.digest} config`);
   const layers = Array.isArray(m.layers) ? m.layers.map((l, i) => parseDescriptor(l, `${where}: manifest ${d.digest} layers[${i}]`)) : [];
   const blobs: Blob[] = [];
   for (const [i, bd] of [config, ...layers].entries()) {
-    const range = await tree.file(blobPath(bd.digest));
+    const range = await tree.file(locate(bd.digest));
     const label = `${tree.label}: ${kind} ${d.digest.slice(0, 19)} ${i === 0 ? 'config' : `layer[${i - 1}]`} ${bd.digest}`;
     blobs.push(range ? new RangeBlob(bd, range.sub(0, range.size, label)) : new MissingBlob(bd, label));
   }
@@ -196,14 +207,14 @@ async function readArtifact(tree: FileTree, doc: RawDocument, d: Descriptor, whe
   return artifact;
 }
 
-async function readImage(tree: FileTree, doc: RawDocument, d: Descriptor, where: string, context: ReadContext): Promise<Image> {
+async function readImage(tree: FileTree, doc: RawDocument, d: Descriptor, where: string, context: ReadContext, locate: BlobLocator): Promise<Image> {
   const m = doc.parsed;
   if (!isRecord(m)) throw new FerryError('BAD_JSON', `${where}: manifest ${d.digest} is not a JSON object`);
   if (m.schemaVersion !== 2) throw new FerryError('BAD_JSON', `${where}: manifest ${d.digest} schemaVersion is not 2`);
   const configDesc = parseDescriptor(m.config, `${where}: manifest ${d.digest} config`);
   if (!Array.isArray(m.layers)) throw new FerryError('BAD_JSON', `${where}: manifest ${d.digest} has no layers array`);
   const layerDescs = m.layers.map((l, i) => parseDescriptor(l, `${where}: manifest ${d.digest} layers[${i}]`));
-  const configDoc = await readDocument(tree, blobPath(configDesc.digest), 'config', context, configDesc);
+  const configDoc = await readDocument(tree, locate(configDesc.digest), 'config', context, configDesc);
   const config = parseConfig(configDoc.bytes, configDesc.mediaType, `${tree.label}: config ${configDesc.digest}`);
   const diffIds = config.parsed.rootfs.diff_ids;
   if (diffIds.length !== layerDescs.length) {
@@ -213,7 +224,7 @@ async function readImage(tree: FileTree, doc: RawDocument, d: Descriptor, where:
   }
   const layers: Layer[] = [];
   for (const [i, ld] of layerDescs.entries()) {
-    const range = await tree.file(blobPath(ld.digest));
+    const range = await tree.file(locate(ld.digest));
     const label = `${tree.label}: layer[${i}] ${ld.digest}`;
     layers.push(range ? new RangeLayer(ld, diffIds[i]!, range.sub(0, range.size, label), context.limits) : new MissingLayer(ld, diffIds[i]!, label));
   }

@@ -13,6 +13,8 @@ import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, blobPath} from './read.
 export interface FormatWriteOptions extends MemberWriteOptions {
   /** For each index entry, the one image docker's manifest.json lists (docker-archive only). */
   primary?: ReadonlyMap<ArchiveEntry, Image>;
+  /** The org.opencontainers.image.ref.name of the one image written, verbatim (a destination's `:REF`). */
+  refName?: string;
 }
 
 export interface FormatWriteResult {
@@ -223,7 +225,7 @@ export const ociLayoutNames: NameAnnotations = (full) => ({[ANNOTATION_CONTAINER
  * index.json: one descriptor per name (so every name can be picked), one bare descriptor for an
  * unnamed entry. Non-name annotations and platform of the source descriptor are kept.
  */
-export function indexJson(roots: LayoutPlan['roots'], names: NameAnnotations): Buffer {
+export function indexJson(roots: LayoutPlan['roots'], names: NameAnnotations, refName?: string): Buffer {
   const manifests: Array<Record<string, unknown>> = [];
   for (const {entry, descriptor} of roots) {
     // An artifact (a chart, a signature) keeps the descriptor it came with, names and all: its names
@@ -235,6 +237,11 @@ export function indexJson(roots: LayoutPlan['roots'], names: NameAnnotations): B
     const base: Descriptor = {mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size};
     const kept = Object.fromEntries(Object.entries(entry.descriptor?.annotations ?? {}).filter(([k]) => k !== ANNOTATION_CONTAINERD_NAME && k !== ANNOTATION_REF_NAME));
     if (entry.descriptor?.platform && !isIndexMediaType(descriptor.mediaType)) base.platform = entry.descriptor.platform;
+    if (refName !== undefined) {
+      // skopeo's `oci:DIR:REF`: REF as given; containerd's full name beside it when REF is a reference.
+      manifests.push(descriptorJson({...base, annotations: {...kept, ...(entry.names[0] ? {[ANNOTATION_CONTAINERD_NAME]: entry.names[0]} : {}), [ANNOTATION_REF_NAME]: refName}}));
+      continue;
+    }
     if (entry.names.length === 0) manifests.push(descriptorJson(Object.keys(kept).length > 0 ? {...base, annotations: kept} : base));
     for (const name of entry.names) manifests.push(descriptorJson({...base, annotations: {...kept, ...names(name)}}));
   }
@@ -242,11 +249,11 @@ export function indexJson(roots: LayoutPlan['roots'], names: NameAnnotations): B
 }
 
 /** The members of an OCI layout (oci-layout, index.json, blobs/…), in byte order of their names. */
-export function layoutMembers(plan: LayoutPlan, names: NameAnnotations): Member[] {
+export function layoutMembers(plan: LayoutPlan, names: NameAnnotations, refName?: string): Member[] {
   const algorithms = new Set([...plan.blobs.keys()].map((d) => d.slice(0, d.indexOf(':'))));
   const members: Member[] = [
     {type: 'file', name: 'oci-layout', bytes: OCI_LAYOUT_BYTES},
-    {type: 'file', name: 'index.json', bytes: indexJson(plan.roots, names)},
+    {type: 'file', name: 'index.json', bytes: indexJson(plan.roots, names, refName)},
     {type: 'dir', name: 'blobs'},
     ...[...algorithms].map((a): Member => ({type: 'dir', name: `blobs/${a}`})),
     ...plan.blobs.values(),

@@ -8,6 +8,6 @@ import {layoutMembers, ociLayoutNames, planLayout, type FormatWriteOptions, type
  */
 export async function writeOciDirectory(entries: readonly ArchiveEntry[], dir: string, options: FormatWriteOptions = {}): Promise<FormatWriteResult> {
   const plan = await planLayout(entries);
-  const bytes = await writeMembersToDirectory(dir, layoutMembers(plan, ociLayoutNames), options);
+  const bytes = await writeMembersToDirectory(dir, layoutMembers(plan, ociLayoutNames, options.refName), options);
   return {images: plan.images, blobs: plan.blobs.size, bytes};
 }

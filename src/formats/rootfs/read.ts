@@ -7,14 +7,15 @@ import {appendLayer, emptyImage} from '../../model/empty.js';
 import type {ReadResult} from '../../model/image.js';
 import {MediaType} from '../../model/media-types.js';
 import type {Platform} from '../../model/platform.js';
-import {walkTar} from '../../tar/walk.js';
+import {cleanPath, walkTar} from '../../tar/walk.js';
 import type {ReadContext} from '../layout/read.js';
 
-/** Validates the tar by its headers (no data read) and returns the newest mtime. */
-async function scanRootfs(range: FileRange): Promise<{entries: number; newestMtime: number}> {
+/** Validates the tar by its headers (no data read); returns the newest mtime and its top-level names. */
+async function scanRootfs(range: FileRange): Promise<{entries: number; newestMtime: number; top: Set<string>}> {
   const {reader, close} = await range.openReader();
   let entries = 0;
   let newestMtime = 0;
+  const top = new Set<string>();
   try {
     const walk = walkTar(reader);
     for (;;) {
@@ -28,11 +29,20 @@ async function scanRootfs(range: FileRange): Promise<{entries: number; newestMti
       }
       entries++;
       newestMtime = Math.max(newestMtime, Math.floor(next.value.mtime));
+      const first = cleanPath(next.value.name).split('/')[0];
+      if (first) top.add(first);
     }
   } finally {
     await close();
   }
-  return {entries, newestMtime};
+  return {entries, newestMtime, top};
+}
+
+/** What an image archive given where a file system tar was expected looks like, or undefined. */
+function imageArchiveKind(top: ReadonlySet<string>): string | undefined {
+  if (top.has('oci-layout') && top.has('index.json')) return top.has('manifest.json') ? 'a docker save archive (Docker 25+)' : 'an OCI image layout';
+  if (top.has('manifest.json') && (top.has('repositories') || [...top].some((n) => /^[a-f0-9]{64}(\.json)?$/.test(n)))) return 'a docker save archive';
+  return undefined;
 }
 
 async function sha256OfRange(range: FileRange): Promise<Digest> {
@@ -46,14 +56,17 @@ export interface RootfsLayer {
   layer: RangeLayer;
   /** RFC 3339 of the newest entry mtime: the same tar always gives the same `created`, hence image ID. */
   created: string;
+  /** Set when the tar looks like an image archive rather than a file system (a likely mistake). */
+  looksLike?: string;
 }
 
 /** A flattened filesystem tar as one layer (`docker export` output, `docker import` input). */
 export async function readRootfsLayer(range: FileRange, context: ReadContext): Promise<RootfsLayer> {
-  const {newestMtime} = await scanRootfs(range);
+  const {newestMtime, top} = await scanRootfs(range);
   const diffId = await sha256OfRange(range);
   const layer = new RangeLayer({mediaType: MediaType.ociLayer, digest: diffId, size: range.size}, diffId, range, context.limits);
-  return {layer, created: new Date(newestMtime * 1000).toISOString().replace('.000Z', 'Z')};
+  const looksLike = imageArchiveKind(top);
+  return {layer, created: new Date(newestMtime * 1000).toISOString().replace('.000Z', 'Z'), ...(looksLike ? {looksLike} : {})};
 }
 
 /**

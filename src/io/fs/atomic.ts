@@ -1,8 +1,11 @@
 import {randomBytes} from 'node:crypto';
+import {createReadStream, createWriteStream} from 'node:fs';
 import {link, lstat, mkdir, readdir, rename, stat, unlink} from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import type {Writable} from 'node:stream';
 import {FerryError, ioError} from '../../errors.js';
-import {disposeTemp, registerTemp, releaseTemp} from './temp.js';
+import {disposeTemp, makeTempDir, registerTemp, releaseTemp} from './temp.js';
 
 export type OutputKind = 'file' | 'dir';
 
@@ -24,6 +27,8 @@ export interface AtomicOutput {
 
 export interface AtomicOptions {
   force?: boolean;
+  /** Where a temp file goes when it cannot sit beside the destination (a device, a FIFO). */
+  tempDir?: string;
 }
 
 function tempName(destination: string, suffix: string): string {
@@ -37,6 +42,16 @@ function tempName(destination: string, suffix: string): string {
  * a file only replaces a file, and a directory only replaces an empty directory or an OCI layout:
  * `--force` must never delete someone's unrelated directory.
  */
+/** A destination that is written into, never replaced: a character or block device, a FIFO (`> /dev/null`). */
+async function isStreamTarget(destination: string): Promise<boolean> {
+  try {
+    const target = await stat(destination);
+    return target.isCharacterDevice() || target.isBlockDevice() || target.isFIFO();
+  } catch {
+    return false;
+  }
+}
+
 export async function checkDestination(destination: string, kind: OutputKind, options: AtomicOptions = {}): Promise<void> {
   const parent = path.dirname(path.resolve(destination));
   const parentStat = await stat(parent).catch((e: NodeJS.ErrnoException) => {
@@ -51,6 +66,11 @@ export async function checkDestination(destination: string, kind: OutputKind, op
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw ioError(e, destination);
   }
+  if (existing.isSocket()) throw new FerryError('EXISTS', `${destination}: is a socket; refusing to write an archive there`);
+  if (kind === 'file' && (await isStreamTarget(destination))) return; // written into, like `> /dev/null`: nothing is replaced
+  if (!existing.isFile() && !existing.isDirectory() && !existing.isSymbolicLink() && !existing.isCharacterDevice() && !existing.isBlockDevice() && !existing.isFIFO()) {
+    throw new FerryError('EXISTS', `${destination}: is a special file; refusing to write an archive there`);
+  }
   if (!options.force) throw new FerryError('EXISTS', `${destination}: already exists (pass --force to replace it)`);
   if (kind === 'file' && existing.isDirectory()) throw new FerryError('EXISTS', `${destination}: is a directory; refusing to replace it with an archive file`);
   if (kind === 'dir') {
@@ -64,8 +84,58 @@ export async function checkDestination(destination: string, kind: OutputKind, op
   }
 }
 
+/**
+ * An output for a destination that is a stream: the archive is finished in a temp file first (a
+ * failure never leaves half an archive in a pipe), then copied into the stream on commit. The
+ * destination itself is opened for writing, never renamed over or removed.
+ */
+export async function beginStreamedOutput(destination: string, tempDir: string, sink: () => Writable, options: {end: boolean}): Promise<AtomicOutput> {
+  const dir = await makeTempDir(tempDir, 'ferry-out-');
+  const tempPath = path.join(dir, 'archive');
+  return {
+    destination,
+    tempPath,
+    scratchDir: async () => dir,
+    async commit(): Promise<void> {
+      try {
+        await copyInto(tempPath, sink(), destination, options.end);
+      } finally {
+        disposeTemp(dir);
+      }
+    },
+    async abort(): Promise<void> {
+      disposeTemp(dir);
+    },
+  };
+}
+
+/** Copies a finished file into a stream, ending it when `end` (a stream the caller keeps, like stdout, is left open). */
+function copyInto(file: string, out: Writable, label: string, end: boolean): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const source = createReadStream(file, {highWaterMark: 1 << 20});
+    const fail = (e: unknown): void => {
+      source.destroy();
+      out.off('error', fail);
+      reject(ioError(e, label));
+    };
+    out.on('error', fail);
+    source.on('error', (e) => fail(e));
+    source.on('end', () => {
+      out.off('error', fail);
+      if (!end) return resolve();
+      out.end(() => resolve());
+    });
+    source.pipe(out, {end: false});
+  });
+}
+
 export async function beginAtomicOutput(destination: string, kind: OutputKind, options: AtomicOptions = {}): Promise<AtomicOutput> {
   await checkDestination(destination, kind, options);
+  if (await isStreamTarget(destination)) {
+    if (kind === 'dir') throw new FerryError('EXISTS', `${destination}: is a device or FIFO; an OCI layout is a directory`);
+    // `> /dev/null` semantics: written into, with or without --force, never replaced.
+    return beginStreamedOutput(destination, options.tempDir ?? os.tmpdir(), () => createWriteStream(destination, {flags: 'w'}), {end: true});
+  }
   const tempPath = tempName(destination, kind === 'dir' ? 'tmpdir' : 'tmp');
   registerTemp(tempPath);
   if (kind === 'dir') {

@@ -1,4 +1,4 @@
-import {createWriteStream, type WriteStream} from 'node:fs';
+import {createReadStream, createWriteStream, type WriteStream} from 'node:fs';
 import {stat} from 'node:fs/promises';
 import path from 'node:path';
 import {Readable} from 'node:stream';
@@ -10,6 +10,8 @@ import {FileRange} from '../bytes/file-range.js';
 import {decompressionStages} from '../compress/decompress.js';
 import {sniffCompression, SNIFF_BYTES} from '../compress/sniff.js';
 import {disposeTemp, makeTempDir} from './temp.js';
+
+const STDIN_PATHS = new Set(['/dev/stdin', '/dev/fd/0', '/proc/self/fd/0']);
 
 export type OpenedInput =
   | {kind: 'dir'; path: string; dispose(): Promise<void>}
@@ -28,6 +30,9 @@ export interface InputOptions {
  * taken from the extension).
  */
 export async function openInput(location: string, options: InputOptions): Promise<OpenedInput> {
+  // /dev/stdin is this process's stdin: read through the stream given for it (when stdin is a
+  // socket, as under a Node parent, the path cannot even be opened).
+  if (STDIN_PATHS.has(location) && options.stdin) return spool(Readable.from(options.stdin as AsyncIterable<Buffer>), location, options.settings);
   if (location === '-') {
     const stdin = options.stdin;
     if (!stdin) throw new UsageError('"-" reads stdin, but no stdin stream was given');
@@ -41,7 +46,8 @@ export async function openInput(location: string, options: InputOptions): Promis
     throw ioError(e, location);
   }
   if (s.isDirectory()) return {kind: 'dir', path: location, dispose: async () => {}};
-  if (s.isFIFO() || s.isCharacterDevice()) return spool(new FileRange(location, 0, Number.MAX_SAFE_INTEGER, location).stream(), location, options.settings);
+  // A pipe (`<(cat x.tar)`, /dev/stdin, a FIFO) cannot be read by offset: read once, in order, like `-`.
+  if (s.isFIFO() || s.isCharacterDevice() || s.isSocket()) return spool(createReadStream(location), location, options.settings);
   if (!s.isFile()) throw new FerryError('BAD_ARCHIVE', `${location}: not a regular file or directory`);
   if (s.size === 0) throw new FerryError('BAD_ARCHIVE', `${location}: empty file`);
   const range = await FileRange.ofFile(location);

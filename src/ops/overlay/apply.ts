@@ -45,8 +45,12 @@ export interface ApplyContext {
   warnings: string[];
 }
 
-/** PAX keys that describe the entry itself (recomputed on output) or that Docker drops (atime/ctime). */
-const NOT_CARRIED = new Set(['path', 'linkpath', 'size', 'uid', 'gid', 'uname', 'gname', 'mtime', 'atime', 'ctime']);
+/**
+ * PAX keys that describe the entry itself (recomputed on output), that Docker drops (atime/ctime), or
+ * that describe the original encoding of names ferry re-encodes as UTF-8 (hdrcharset: GNU tar warns
+ * about it).
+ */
+const NOT_CARRIED = new Set(['path', 'linkpath', 'size', 'uid', 'gid', 'uname', 'gname', 'mtime', 'atime', 'ctime', 'hdrcharset']);
 
 export function carriedPax(records: PaxRecords): PaxRecords | undefined {
   let out: PaxRecords | undefined;

@@ -32,6 +32,32 @@ export interface EmitOptions {
   base: number;
   /** The tree after layers [0, base); required when base > 0. */
   lower?: TreeSnapshot;
+  /** Headers as `docker export` writes them (export), rather than as the layers stored them (squash). */
+  dockerExport?: ExportOwners;
+}
+
+/**
+ * `docker export`'s headers (checked against docker 20.10, test/interop/export-docker.test.ts): the
+ * mode field holds the file type bits as Go's FileInfoHeader sets them (0o100644, 0o40755, symlinks
+ * 0o120777 whatever their stored mode), and uname/gname come from the image's own /etc/passwd and
+ * /etc/group (empty where they name nobody), since docker reads them inside the container.
+ */
+export interface ExportOwners {
+  users: ReadonlyMap<number, string>;
+  groups: ReadonlyMap<number, string>;
+}
+
+const TYPE_BITS: Record<string, number> = {file: 0o100000, dir: 0o40000, symlink: 0o120000, char: 0o20000, block: 0o60000, fifo: 0o10000};
+
+/** uid → name from an /etc/passwd or /etc/group text (name:x:id:…). The first name for an id wins, as getpwuid's scan does. */
+export function idNames(text: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const line of text.split('\n')) {
+    const fields = line.split(':');
+    const id = Number(fields[2]);
+    if (fields.length >= 3 && fields[0] !== '' && !line.startsWith('#') && /^\d+$/.test(fields[2]!) && !out.has(id)) out.set(id, fields[0]!);
+  }
+  return out;
 }
 
 interface PlannedFile {
@@ -46,6 +72,8 @@ interface PlannedLink {
 }
 
 export interface EmitPlan {
+  /** docker export's header style, when the plan is an export. */
+  dockerExport?: ExportOwners;
   /** Run 1: ready-made headers. */
   headers: Buffer[];
   /** Run 2: files per source layer, in tar order. */
@@ -111,6 +139,7 @@ export function planEmission(tree: MergedTree, options: EmitOptions): EmitPlan {
   include(tree.root);
 
   const plan: EmitPlan = {headers: [], files: new Map(), links: [], stats: {entries: 0, files: 0, fileBytes: 0, whiteouts: 0, hardlinks: 0}};
+  if (options.dockerExport) plan.dockerExport = options.dockerExport;
   const visit = (dir: TreeNode, dirPath: string): void => {
     for (const name of (whiteouts.get(dir) ?? []).sort(compareNames)) {
       plan.headers.push(encodeHeader({name: `${dirPath}${WHITEOUT_PREFIX}${name}`, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: Math.floor(dir.inode.mtime)}));
@@ -133,7 +162,7 @@ export function planEmission(tree: MergedTree, options: EmitOptions): EmitPlan {
         plan.stats.fileBytes += source.size;
         continue;
       }
-      plan.headers.push(encodeHeader(headerSpec(child.inode, child.type === 'dir' ? `${path}/` : path)));
+      plan.headers.push(encodeHeader(headerSpec(child.inode, child.type === 'dir' ? `${path}/` : path, options.dockerExport)));
       if (child.children) visit(child, `${path}/`);
     }
   };
@@ -157,18 +186,18 @@ function collectWhiteouts(lower: TreeSnapshot, upper: TreeNode, out: Map<TreeNod
   }
 }
 
-export function headerSpec(inode: Inode, name: string): HeaderSpec {
+export function headerSpec(inode: Inode, name: string, dockerExport?: ExportOwners): HeaderSpec {
   const spec: HeaderSpec = {
     name,
     type: inode.type,
-    mode: inode.mode,
+    mode: dockerExport ? TYPE_BITS[inode.type]! | (inode.type === 'symlink' ? 0o777 : inode.mode) : inode.mode,
     uid: inode.uid,
     gid: inode.gid,
     size: inode.type === 'file' ? inode.size : 0,
     mtime: inode.mtime,
     mtimeText: inode.mtimeText,
-    uname: inode.uname,
-    gname: inode.gname,
+    uname: dockerExport ? (dockerExport.users.get(inode.uid) ?? '') : inode.uname,
+    gname: dockerExport ? (dockerExport.groups.get(inode.gid) ?? '') : inode.gname,
   };
   if (inode.pax) spec.pax = inode.pax;
   if (inode.type === 'symlink') spec.linkname = inode.linkname;
@@ -224,7 +253,7 @@ export async function* emitTar(plan: EmitPlan, layers: readonly Layer[]): AsyncG
     const layer = layers[layerIndex]!;
     if (files.every((f) => f.inode.size === 0)) {
       // Nothing to copy: no need to open (or decompress) the layer at all.
-      for (const f of files) yield* push(encodeHeader(headerSpec(f.inode, f.path)));
+      for (const f of files) yield* push(encodeHeader(headerSpec(f.inode, f.path, plan.dockerExport)));
       continue;
     }
     const tar = await openLayerTar(layer);
@@ -241,9 +270,9 @@ export async function* emitTar(plan: EmitPlan, layers: readonly Layer[]): AsyncG
         if (entry.headerOffset !== source.headerOffset || entry.name !== source.name || entry.size !== source.size) {
           throw new FerryError('BAD_TAR', `${layer.label}: member "${source.name}" is no longer at offset ${source.headerOffset} (changed while being read?)`);
         }
-        const intact = file.inode.headerIntact && entry.name === file.path && !hasGlobalHeader(entry.headerBytes);
+        const intact = !plan.dockerExport && file.inode.headerIntact && entry.name === file.path && !hasGlobalHeader(entry.headerBytes);
         // Readers never reuse their buffers, so pieces may wait in `pending` without copying.
-        yield* push(intact ? entry.headerBytes : encodeHeader(headerSpec(file.inode, file.path)));
+        yield* push(intact ? entry.headerBytes : encodeHeader(headerSpec(file.inode, file.path, plan.dockerExport)));
         for await (const chunk of tar.reader.chunks(entry.size, `member "${entry.name}"`)) yield* push(chunk);
         yield* push(padding(entry.size));
         i++;
@@ -254,7 +283,7 @@ export async function* emitTar(plan: EmitPlan, layers: readonly Layer[]): AsyncG
   }
 
   for (const link of plan.links) {
-    const spec = headerSpec(link.inode, link.path);
+    const spec = headerSpec(link.inode, link.path, plan.dockerExport);
     yield* push(encodeHeader({...spec, type: 'hardlink', size: 0, linkname: link.target}));
   }
   yield* push(END_OF_ARCHIVE);
