@@ -35,7 +35,7 @@ describe('ferry export of the fixtures', () => {
       const out = path.join(dir, `${form.source}.export.tar`);
       const r = ferry(['export', path.join(FIXTURES, form.source), out, ...(form.args ?? [])]);
       expect(r.status, r.stderr).toBe(0);
-      expect(r.stdout).toBe('');
+      expect(r.stdout).toMatch(/^exported [^\n]+\n$/); // the result line (issue 10: results on stdout)
       expectSameAsDocker(docker, canonFromTar(listTar(out)));
       outputs.push(readFileSync(out));
     });
