@@ -1,5 +1,5 @@
 import {Args, Flags} from '@oclif/core';
-import {printable} from '../src/errors.js';
+import {printable, UsageError} from '../src/errors.js';
 import {parsePlatform} from '../src/model/platform.js';
 import {analyzeArchive, type AnalyzeResult} from '../src/ops/analyze/analyze.js';
 import {evaluateCi, junitReport, loadCiConfig, resolveCiRules, type CiResult, type CiRule, type CiValues} from '../src/ops/analyze/ci.js';
@@ -15,16 +15,10 @@ const DEFAULT_CI_CONFIG = '.dive-ci';
 export default class Analyze extends FerryCommand {
   static override summary = "Show where an image's bytes go: per layer, what is reclaimable, what squash would save.";
   static override description = [
-    'Reclaimable bytes are the file bodies stored in some layer that the final image does not show: copies overwritten later',
-    '(also when only their mode, owner or mtime changed), removed by a whiteout (a file or a whole directory), or hidden by an',
-    'opaque directory; never the copy that is kept. The same content at several final paths is reported apart. Efficiency is',
-    'final file bytes / file bytes stored. Reads tar headers; content is hashed only where headers cannot tell (a rewrite with',
-    'the same size: attributes only, or new content? final files sharing a size: identical?), and not at all with --no-hash.',
-    '',
-    '--ci checks dive\'s three rules (lowestEfficiency, highestWastedBytes, highestUserWastedPercent) from flags, a dive config',
-    '(--ci-config, default .dive-ci when present) or dive\'s defaults, and exits 1 naming each rule that failed. docs/analyze.md',
-    'has the definitions and the --json shape.',
-  ].join('\n');
+    'Reclaimable bytes are the file bodies stored in some layer that the final image does not show: copies overwritten later (also when only their mode, owner or mtime changed), removed by a whiteout (a file or a whole directory), or hidden by an opaque directory; never the copy that is kept. The same content at several final paths is reported apart. Efficiency is final file bytes / file bytes stored.',
+    'Reads tar headers; content is hashed only where headers cannot tell (a rewrite of the same size: attributes only, or new content? final files sharing a size: identical?), and not at all with --no-hash.',
+    "--ci checks dive's three rules (lowestEfficiency, highestWastedBytes, highestUserWastedPercent) with thresholds from flags, a dive config (--ci-config, default .dive-ci when present) or dive's defaults, and exits 1 naming each rule that failed. docs/analyze.md has the definitions and the --json shape.",
+  ].join('\n\n');
   static override enableJsonFlag = true;
   static override examples = [
     '<%= config.bin %> analyze app.tar',
@@ -42,18 +36,21 @@ export default class Analyze extends FerryCommand {
     hash: Flags.boolean({description: 'Hash file contents where tar headers cannot tell (--no-hash: headers only).', default: true, allowNo: true}),
     html: Flags.string({description: 'Also write a self-contained HTML picture (layer bars, treemap) to this file.'}),
     ci: Flags.boolean({description: 'Check the CI rules; exit 1 when one fails.', default: false}),
-    'ci-config': Flags.string({description: `dive CI config (YAML) with the rule thresholds [default: ${DEFAULT_CI_CONFIG} when present].`, dependsOn: ['ci']}),
-    'lowest-efficiency': Flags.string({description: 'Fail below this efficiency (0..1, or "disabled") [dive default: 0.9].', dependsOn: ['ci']}),
-    'highest-wasted-bytes': Flags.string({description: 'Fail above this many reclaimable bytes (20MB, 1.5GiB, 1000; or "disabled") [default: disabled].', dependsOn: ['ci']}),
-    'highest-user-wasted-percent': Flags.string({description: 'Fail above this ratio of reclaimable bytes to the bytes of layers 1..top (0..1, or "disabled") [default: 0.1].', dependsOn: ['ci']}),
-    junit: Flags.string({description: 'Write the CI verdict as JUnit XML to this file.', dependsOn: ['ci']}),
+    'ci-config': Flags.string({description: `dive CI config (YAML) with the rule thresholds [default: ${DEFAULT_CI_CONFIG} when present].`}),
+    'lowest-efficiency': Flags.string({description: 'Fail below this efficiency (0..1, or "disabled") [dive default: 0.9].'}),
+    'highest-wasted-bytes': Flags.string({description: 'Fail above this many reclaimable bytes (20MB, 1.5GiB, 1000; or "disabled") [default: disabled].'}),
+    'highest-user-wasted-percent': Flags.string({description: 'Fail above this ratio of reclaimable bytes to the bytes of layers 1..top (0..1, or "disabled") [default: 0.1].'}),
+    junit: Flags.string({description: 'Write the CI verdict as JUnit XML to this file.'}),
   };
   protected override jsonOnFailure = true;
 
   async run(): Promise<AnalyzeResult & {ci?: CiResult}> {
     const {args, flags} = await this.parse(Analyze);
     const platform = flags.platform === undefined ? undefined : parsePlatform(flags.platform);
-    // Thresholds are checked before any work: a typo is a usage error, not a failed gate.
+    // Thresholds are checked before any work: a typo is a usage error, not a failed gate. (oclif's
+    // dependsOn cannot say this: a boolean with a default always counts as given.)
+    const ciOnly = (['ci-config', 'lowest-efficiency', 'highest-wasted-bytes', 'highest-user-wasted-percent', 'junit'] as const).filter((f) => flags[f] !== undefined);
+    if (!flags.ci && ciOnly.length > 0) throw new UsageError(`--${ciOnly[0]} needs --ci`);
     let rules: CiRule[] | undefined;
     let configFile: string | null = null;
     if (flags.ci) {

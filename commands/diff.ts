@@ -8,13 +8,9 @@ import {FerryCommand} from './base.js';
 export default class Diff extends FerryCommand {
   static override summary = 'Compare two images: files, layers and config. Exit 0 when equal, 1 when different, 2 on trouble.';
   static override description = [
-    'A and B are any two images: two sources of any forms, or one source and two --image. Files are compared as a',
-    'container sees them (whiteouts applied): type, content (size, then sha256 where sizes match), mode, owner, link',
-    'target, device numbers and xattrs. Modification times, and the created times of the config and its history,',
-    'differ on every rebuild and are compared only with --times. Config: env, labels, entrypoint, cmd, exposed ports,',
-    'volumes, user, working dir, history and the rest; layers: which blobs both use. As diff(1): exit 0 when equal, 1 when',
-    'different, 2 on a usage error or when the images could not be compared. docs/analyze.md has the --json shape.',
-  ].join('\n');
+    'A and B are any two images: two sources of any forms, or one source and two --image. Files are compared as a container sees them (whiteouts applied): type, content (size, then sha256 where sizes match), mode, owner, link target, device numbers and xattrs. Modification times, and the created times of the config and its history, differ on every rebuild and are compared only with --times. Config: env, labels, entrypoint, cmd, exposed ports, volumes, user, working dir, history and the rest; layers: which blobs both use.',
+    'As diff(1): exit 0 when equal, 1 when different, 2 on a usage error or when the images could not be compared. docs/analyze.md has the --json shape.',
+  ].join('\n\n');
   static override enableJsonFlag = true;
   static override examples = [
     '<%= config.bin %> diff app-1.4.tar app-1.5.tar',

@@ -1,4 +1,4 @@
-import {FerryError, UsageError} from '../errors.js';
+import {FerryError, printable, UsageError} from '../errors.js';
 import {isRecord} from '../model/descriptor.js';
 import type {Archive, Image, Layer} from '../model/image.js';
 import {formatPlatform, type Platform} from '../model/platform.js';
@@ -461,7 +461,7 @@ export function diffConfigs(a: Image, b: Image, times: boolean): ConfigDiff {
   const other: FieldChange[] = [];
   if (formatPlatform(a.platform) !== formatPlatform(b.platform)) other.push({field: 'platform', before: formatPlatform(a.platform), after: formatPlatform(b.platform)});
   for (const key of [...new Set([...Object.keys(ca), ...Object.keys(cb)])].sort()) {
-    if (HANDLED.has(key) || same(ca[key], cb[key])) continue;
+    if (HANDLED.has(key) || same(unlessZero(ca[key]), unlessZero(cb[key]))) continue;
     other.push({field: `config.${key}`, before: ca[key] ?? null, after: cb[key] ?? null});
   }
   for (const key of ['author', 'os.version', 'os.features'] as const) {
@@ -495,6 +495,17 @@ export function diffConfigs(a: Image, b: Image, times: boolean): ConfigDiff {
     history,
     other,
   };
+}
+
+/**
+ * A container-config field at its zero value means what an absent one means (Docker's Go structs
+ * write `"Tty": false`, `"Domainname": ""`; OCI producers and skopeo's conversion omit them).
+ */
+function unlessZero(v: unknown): unknown {
+  if (v === false || v === '' || v === 0 || v === null) return undefined;
+  if (Array.isArray(v) && v.length === 0) return undefined;
+  if (isRecord(v) && Object.keys(v).length === 0) return undefined;
+  return v;
 }
 
 /** Docker writes "" and omits alike for User and WorkingDir: both mean the default. */
@@ -573,5 +584,6 @@ export function renderDiff(r: DiffResult): string {
   for (const o of c.other) cfg.push(`${o.field}: ${quote(o.before)} → ${quote(o.after)}`);
   lines.push('', `config: ${cfg.length === 0 ? 'no differences' : ''}`.trimEnd(), ...cfg.map((x) => `  ${x}`));
   lines.push('', r.equal ? 'equal' : `different: ${s.added + s.removed + s.modified} path(s), ${s.config} config difference(s)`);
-  return lines.join('\n');
+  // Names come from a stranger's archive: control characters are shown as \xNN, never sent to the terminal.
+  return lines.map(printable).join('\n');
 }

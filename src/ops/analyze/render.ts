@@ -1,3 +1,4 @@
+import {printable} from '../../errors.js';
 import {formatPlatform} from '../../model/platform.js';
 import {humanSize} from '../format.js';
 import type {AnalyzeResult, HiddenCopyReport} from './analyze.js';
@@ -97,7 +98,8 @@ export function renderAnalysis(r: AnalyzeResult, location: string): string {
         : 'content hashes: none needed (tar headers only)'
       : 'content hashes: off (--no-hash): same-size rewrites are not classified and duplicates are not looked for',
   );
-  return lines.join('\n');
+  // Names come from a stranger's archive: control characters are shown as \xNN, never sent to the terminal.
+  return lines.map(printable).join('\n');
 }
 
 /** dive-style CI verdict: one line per rule, then the tally. */
@@ -109,5 +111,6 @@ export function renderCi(ci: CiResult): string {
   }
   const n = (s: string): number => ci.rules.filter((r) => r.status === s).length;
   lines.push(`${ci.pass ? 'PASS' : 'FAIL'} [pass:${n('pass')} fail:${n('fail')} skip:${n('disabled')}]`);
-  return lines.join('\n');
+  // Names come from a stranger's archive: control characters are shown as \xNN, never sent to the terminal.
+  return lines.map(printable).join('\n');
 }
