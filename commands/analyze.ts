@@ -51,6 +51,7 @@ export default class Analyze extends FerryCommand {
     // dependsOn cannot say this: a boolean with a default always counts as given.)
     const ciOnly = (['ci-config', 'lowest-efficiency', 'highest-wasted-bytes', 'highest-user-wasted-percent', 'junit'] as const).filter((f) => flags[f] !== undefined);
     if (!flags.ci && ciOnly.length > 0) throw new UsageError(`--${ciOnly[0]} needs --ci`);
+    for (const f of ['html', 'junit'] as const) if (flags[f] === '-') throw new UsageError(`--${f} -: give a file name (reports are written to files; stdout has the analysis)`);
     let rules: CiRule[] | undefined;
     let configFile: string | null = null;
     if (flags.ci) {

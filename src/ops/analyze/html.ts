@@ -105,6 +105,7 @@ function treemap(root: SizeNode): string {
       }
     }
   };
+  if (root.bytes === 0) return `<text x="${MAP_W / 2}" y="${MAP_H / 2}" text-anchor="middle" font-size="16">no file bytes in this image</text>`;
   layoutDir(root, {x: 0, y: 0, w: MAP_W, h: MAP_H});
   return out.join('\n');
 }

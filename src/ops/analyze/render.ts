@@ -60,7 +60,7 @@ export function renderAnalysis(r: AnalyzeResult, location: string): string {
   }
 
   if (r.reclaimable.paths.length > 0) {
-    lines.push('', `top ${r.reclaimable.paths.length} paths by reclaimable bytes:`);
+    lines.push('', r.reclaimable.paths.length === 1 ? 'top path by reclaimable bytes:' : `top ${r.reclaimable.paths.length} paths by reclaimable bytes:`);
     for (const p of r.reclaimable.paths) {
       const kept = p.final ? `; kept copy in L${p.final.layer}` : '; gone from the final image';
       lines.push(`  ${humanSize(p.bytes).padStart(10)}  ${p.path}  ${p.copies.map(describeCopy).join(', ')}${kept}`);
