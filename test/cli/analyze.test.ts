@@ -76,7 +76,7 @@ describe('ferry analyze (CLI)', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain(`reclaimable:  4.3 MiB (${RECLAIMABLE.toLocaleString('en-US')} bytes) in 3 hidden copies`);
     expect(r.stdout).toContain('/data/big.bin  L1 rewritten with the same content (mode changed) in L2; kept copy in L2');
-    expect(r.stdout).toContain('L2 whiteout of /cache (2 files)');
+    expect(r.stdout).toContain('L2 removed /cache (2 files)');
     expect(r.stdout).not.toContain('/cache/b.bin');
     expect(r.stdout).toMatch(/best: ferry squash --from-layer 1 \(saves .* and keeps layer 0 as it is\)/);
     expect(r.stdout).toContain('content hashes: 4 file(s)');

@@ -69,7 +69,7 @@ export function renderAnalysis(r: AnalyzeResult, location: string): string {
   if (r.reclaimable.hidingEntries.length > 0) {
     lines.push('', 'what hid them:');
     for (const e of r.reclaimable.hidingEntries) {
-      const what = e.cause === 'removed' ? 'whiteout of' : e.cause === 'opaque' ? 'opaque directory' : 'overwrite of';
+      const what = e.cause === 'removed' ? 'removed' : e.cause === 'opaque' ? 'made opaque' : 'overwrote';
       lines.push(`  ${humanSize(e.bytes).padStart(10)}  L${e.layer} ${what} ${e.path} (${e.files} file${e.files === 1 ? '' : 's'})`);
     }
   }
