@@ -222,6 +222,10 @@ async function main() {
     const sIns = hasSkopeo ? tryMeasure('skopeo inspect', ['skopeo', 'inspect', `docker-archive:${src}`], {runs: Math.max(RUNS, 5)}) : undefined;
     row('inspect', kind, bytes, fIns, {peerName: 'skopeo inspect', peer: sIns});
     if (kind === 'large') target('inspect of the large archive under 0.3 s wall (process start included)', fIns.seconds < 0.3, `${fIns.seconds.toFixed(3)} s; node alone starts in ${node.seconds.toFixed(3)} s`);
+    // analyze reads what inspect reads plus every layer's tar headers (and content only where headers cannot tell): inspect is its floor.
+    const fAn = measure([...FERRY, 'analyze', src, '--quiet'], {runs: Math.max(RUNS, 5)});
+    row('analyze (vs inspect of the same archive)', kind, bytes, fAn, {peerName: 'ferry inspect', peer: fIns});
+    if (kind === 'large') target('analyze of the large archive under 1 s wall (headers only)', fAn.seconds < 1, `${fAn.seconds.toFixed(3)} s; inspect ${fIns.seconds.toFixed(3)} s`);
     const fVer = measure([...FERRY, 'verify', src]);
     row('verify', kind, bytes, fVer, {peerName: 'sha256sum of the archive', peer: sha});
 
