@@ -8,6 +8,7 @@ import {writeReport} from '../src/ops/analyze/output.js';
 import {renderAnalysis, renderCi} from '../src/ops/analyze/render.js';
 import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {registryFlags} from './registry-flags.js';
 
 /** dive reads `.dive-ci` from the working directory when CI runs and --ci-config is not given. */
 const DEFAULT_CI_CONFIG = '.dive-ci';
@@ -27,9 +28,10 @@ export default class Analyze extends FerryCommand {
     '<%= config.bin %> analyze app.tar --ci --lowest-efficiency 0.95 --highest-wasted-bytes 20MB --junit analyze.xml',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
   };
   static override flags = {
+    ...registryFlags,
     image: Flags.string({description: 'The image to analyze (name, image ID or manifest digest) when the archive holds several.'}),
     platform: Flags.string({description: 'Pick this os/arch[/variant] from a multi-platform index.'}),
     top: Flags.integer({description: 'How many paths, hiding entries and duplicate groups to list (0: all).', default: 10, min: 0}),
@@ -42,7 +44,6 @@ export default class Analyze extends FerryCommand {
     'highest-user-wasted-percent': Flags.string({description: 'Fail above this ratio of reclaimable bytes to the bytes of layers 1..top (0..1, or "disabled") [default: 0.1].'}),
     junit: Flags.string({description: 'Write the CI verdict as JUnit XML to this file.'}),
   };
-  protected override jsonOnFailure = true;
 
   async run(): Promise<AnalyzeResult & {ci?: CiResult}> {
     const {args, flags} = await this.parse(Analyze);

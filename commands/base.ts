@@ -3,6 +3,7 @@ import {describeError, EXIT_CODES, exitCodeFor, FerryError, ioError, printable} 
 import {resolveSettings, type Settings} from '../src/settings.js';
 import {installSignalCleanup} from './cleanup.js';
 import {debugRequested, settingsFromEnvironment} from './environment.js';
+import {registryOptions, type RegistryFlagValues} from './registry-flags.js';
 
 /**
  * A failed write to stdout (a full disk behind `> file`, /dev/full): oclif's own listener rethrows
@@ -34,6 +35,21 @@ type FlagOutput = {[name: string]: any};
 type ArgOutput = {[name: string]: any};
 
 /**
+ * skopeo users write `--tls-verify=false`; oclif's booleans take no value, so `--NAME=false|true` of
+ * a boolean with a --no- form becomes `--no-NAME` / `--NAME` (before a `--`, nothing after it).
+ */
+function booleanValues(argv: readonly string[], flags: Record<string, {type?: string; allowNo?: boolean}>): string[] {
+  const end = argv.indexOf('--');
+  return argv.map((arg, i) => {
+    if (end >= 0 && i > end) return arg;
+    const m = /^--([a-z][a-z0-9-]*)=(true|false)$/.exec(arg);
+    const flag = m ? flags[m[1]!] : undefined;
+    if (!m || flag?.type !== 'boolean' || !flag.allowNo) return arg;
+    return m[2] === 'true' ? `--${m[1]}` : `--no-${m[1]}`;
+  });
+}
+
+/**
  * Every ferry command: settings from the environment (commands/environment.ts), errors as one
  * `ferry: …` line on stderr with the exit code of their error code (src/errors.ts EXIT_CODES; oclif's
  * own parse errors are usage errors, package.json oclif.exitCodes), stack traces only with
@@ -50,6 +66,7 @@ export abstract class FerryCommand extends Command {
 
   override async init(): Promise<void> {
     await super.init();
+    this.argv = booleanValues(this.argv, (this.constructor as typeof Command).flags ?? {});
     installSignalCleanup();
     process.stdout.removeAllListeners('error');
     process.stdout.on('error', onStdoutError);
@@ -68,7 +85,14 @@ export abstract class FerryCommand extends Command {
   ): Promise<Interfaces.ParserOutput<F, B, A>> {
     const result = await super.parse(options, argv);
     this.#quiet = (result.flags as {quiet?: boolean}).quiet === true;
+    // A command that spreads registryFlags reaches registries the way its flags and the environment say.
+    if ('tls-verify' in result.flags) this.useRegistry(result.flags as unknown as RegistryFlagValues);
     return result;
+  }
+
+  /** Registry flags (commands/registry-flags.ts) and the environment's credential files into this run's settings. */
+  protected useRegistry(flags: RegistryFlagValues): void {
+    this.settings = {...this.settings, registry: registryOptions(flags, process.env, (m) => this.note(m))};
   }
 
   /** Notes and warnings go to stderr, never stdout; --quiet drops them. */

@@ -4,6 +4,7 @@ import {parsePlatform} from '../src/model/platform.js';
 import {rawConfig} from '../src/ops/raw.js';
 import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {registryFlags} from './registry-flags.js';
 
 export default class Config extends FerryCommand {
   static override summary = 'Print the config of an image, byte for byte.';
@@ -14,9 +15,10 @@ export default class Config extends FerryCommand {
   ].join('\n');
   static override examples = ['<%= config.bin %> config image.tar | jq .config.Env', '<%= config.bin %> config image.tar | sha256sum'];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
   };
   static override flags = {
+    ...registryFlags,
     image: Flags.string({description: 'The image (name, image ID or manifest digest) when the archive holds several.'}),
     platform: Flags.string({description: 'Pick this os/arch[/variant] from a multi-platform index.'}),
   };

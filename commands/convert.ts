@@ -2,13 +2,14 @@ import {Args, Flags} from '@oclif/core';
 import {UsageError} from '../src/errors.js';
 import {parsePlatform} from '../src/model/platform.js';
 import {convertArchive, type ConvertSummary} from '../src/ops/convert.js';
-import {humanSize} from '../src/ops/format.js';
+import {describeDestination, humanSize} from '../src/ops/format.js';
 import {parseDestination} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {registryFlags, transferFlags} from './registry-flags.js';
 import {progressFor} from './progress.js';
 
 export default class Convert extends FerryCommand {
-  static override summary = 'Convert images between docker-archive, oci-archive and OCI layout forms.';
+  static override summary = 'Convert images between docker-archive, oci-archive, OCI layout and registry forms.';
   static override description = [
     'Copies blobs byte for byte by default (image IDs and digests survive); recompressing keeps diffIDs.',
     'The default docker-archive output is an OCI layout with manifest.json beside it: docker (any version), containerd/ctr/k3s/kind, podman, skopeo and umoci all load it.',
@@ -20,16 +21,20 @@ export default class Convert extends FerryCommand {
     '<%= config.bin %> convert oci:./layout docker-archive:image.tar --tag registry.example/app:1.2',
     '<%= config.bin %> convert all.tar docker-archive:- --image app:1 --image db:5 > subset.tar',
     '<%= config.bin %> convert multi.tar oci:./arm --platform linux/arm64 --compress zstd',
+    '<%= config.bin %> convert docker://registry.example/app:1.2 oci:./app',
   ];
   static override args = {
-    source: Args.string({description: 'Archive to read: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
-    destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH or oci:DIR (PATH - is stdout for the tar forms)', required: true}),
+    source: Args.string({description: 'Archive to read: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
+    destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH, oci:DIR or docker://REF (PATH - is stdout for the tar forms)', required: true}),
   };
   static override flags = {
+    ...registryFlags,
     image: Flags.string({description: 'Convert only images matching this name, image ID or manifest digest (repeatable; default all).', multiple: true, multipleNonGreedy: true}),
     tag: Flags.string({description: 'Name the output image (repeatable; only when one image is converted). Replaces its names.', multiple: true, multipleNonGreedy: true}),
     compress: Flags.string({description: 'Layer compression: keep copies blobs as they are where the destination loads them.', options: ['keep', 'gzip', 'zstd', 'none'], default: 'keep'}),
-    platform: Flags.string({description: 'Pick this os/arch[/variant] from multi-platform indexes.'}),
+    platform: Flags.string({description: 'Pick this os/arch[/variant] from multi-platform indexes (repeatable: a new index of those platforms).', multiple: true, multipleNonGreedy: true}),
+    'manifest-format': transferFlags['manifest-format'],
+    referrers: transferFlags.referrers,
     'docker-layout': Flags.string({description: 'docker-archive layout: oci (Docker 25+: loads everywhere) or legacy (Docker <=24).', options: ['oci', 'legacy']}),
     force: Flags.boolean({description: 'Replace an existing destination.', default: false}),
   };
@@ -39,13 +44,15 @@ export default class Convert extends FerryCommand {
     const json = this.jsonEnabled();
     const dest = parseDestination(args.destination);
     if (json && dest.path === '-') throw new UsageError('--json prints to stdout, which already carries the archive (DEST -)');
-    const platform = flags.platform === undefined ? undefined : parsePlatform(flags.platform);
+    const platforms = (flags.platform ?? []).map(parsePlatform);
     const summary = await convertArchive(args.source, args.destination, {
       images: flags.image ?? [],
       ...(flags.tag ? {tags: flags.tag} : {}),
       compress: flags.compress as 'keep' | 'gzip' | 'zstd' | 'none',
       ...(flags['docker-layout'] ? {dockerLayout: flags['docker-layout'] as 'oci' | 'legacy'} : {}),
-      ...(platform ? {platform} : {}),
+      platforms,
+      ...(flags['manifest-format'] ? {manifestFormat: flags['manifest-format'] as 'oci' | 'docker'} : {}),
+      referrers: flags.referrers,
       force: flags.force,
       note: (m) => this.note(m),
       progress: progressFor({quiet: flags.quiet, json}),
@@ -53,7 +60,7 @@ export default class Convert extends FerryCommand {
       stdin: process.stdin,
       stdout: process.stdout,
     });
-    if (!json) this.result(`wrote ${summary.format}:${summary.path}: ${summary.images} image(s), ${summary.blobs} blob(s), ${humanSize(summary.bytes)}`, dest.path === '-');
+    if (!json) this.result(`wrote ${describeDestination(summary)}: ${summary.images} image(s), ${summary.blobs} blob(s), ${humanSize(summary.bytes)}`, dest.path === '-');
     return summary;
   }
 }

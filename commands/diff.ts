@@ -4,6 +4,7 @@ import {parsePlatform} from '../src/model/platform.js';
 import {diffArchives, renderDiff, type DiffResult} from '../src/ops/diff.js';
 import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {registryFlags} from './registry-flags.js';
 
 export default class Diff extends FerryCommand {
   static override summary = 'Compare two images: files, layers and config. Exit 0 when equal, 1 when different, 2 on trouble.';
@@ -19,17 +20,17 @@ export default class Diff extends FerryCommand {
     '<%= config.bin %> diff --json a.tar b.tar | jq ".files[] | select(.change == \\"modified\\") | .path"',
   ];
   static override args = {
-    a: Args.string({description: 'Image A: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
+    a: Args.string({description: 'Image A: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
     b: Args.string({description: 'Image B (omit to compare two --image of A)', required: false}),
   };
   static override flags = {
+    ...registryFlags,
     image: Flags.string({description: 'Which image: once for both sources, twice for A then B (with one source: required twice).', multiple: true, multipleNonGreedy: true}),
     platform: Flags.string({description: 'Pick this os/arch[/variant] from multi-platform indexes.'}),
     path: Flags.string({description: 'Compare only this path and what is below it.'}),
     ignore: Flags.string({description: 'Leave out paths matching this glob (repeatable): *, **, ?, [..]; with a "/" anchored at the root, else any name.', multiple: true, multipleNonGreedy: true}),
     times: Flags.boolean({description: 'Also compare modification times and the config and history created times.', default: false}),
   };
-  protected override jsonOnFailure = true;
 
   async run(): Promise<DiffResult> {
     const {args, flags} = await this.parse(Diff);

@@ -1,5 +1,7 @@
+import os from 'node:os';
+import path from 'node:path';
 import {UsageError} from '../src/errors.js';
-import type {Limits, SettingsInput} from '../src/settings.js';
+import type {Limits, RegistryOptions, SettingsInput} from '../src/settings.js';
 
 /**
  * The only place ferry reads its environment variables (docs/limits.md lists them all): each is
@@ -37,4 +39,26 @@ export function settingsFromEnvironment(env: NodeJS.ProcessEnv): SettingsInput {
 /** FERRY_DEBUG=1 adds stack traces to error lines. */
 export function debugRequested(env: NodeJS.ProcessEnv): boolean {
   return env.FERRY_DEBUG === '1';
+}
+
+/**
+ * Where registry credentials and state live, as docker, podman and skopeo look for them:
+ * `$DOCKER_CONFIG` (else ~/.docker) for config.json; `$REGISTRY_AUTH_FILE`, else
+ * `$XDG_RUNTIME_DIR/containers/auth.json` and `$XDG_CONFIG_HOME/containers/auth.json` (podman's);
+ * push's upload journal in `$FERRY_STATE_DIR`, else `$XDG_STATE_HOME/ferry` (~/.local/state/ferry).
+ */
+export function registryFromEnvironment(env: NodeJS.ProcessEnv): RegistryOptions {
+  const home = env.HOME || os.homedir();
+  const authFiles: string[] = [];
+  if (env.REGISTRY_AUTH_FILE) authFiles.push(env.REGISTRY_AUTH_FILE);
+  else {
+    if (env.XDG_RUNTIME_DIR) authFiles.push(path.join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+    authFiles.push(path.join(env.XDG_CONFIG_HOME || path.join(home, '.config'), 'containers', 'auth.json'));
+  }
+  return {
+    dockerConfigDir: env.DOCKER_CONFIG || path.join(home, '.docker'),
+    authFiles,
+    stateDir: env.FERRY_STATE_DIR || path.join(env.XDG_STATE_HOME || path.join(home, '.local', 'state'), 'ferry'),
+    helperEnv: env,
+  };
 }

@@ -4,6 +4,7 @@ import {humanSize} from '../src/ops/format.js';
 import {importRootfs} from '../src/ops/import.js';
 import {parseDestination} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {registryFlags} from './registry-flags.js';
 
 export default class Import extends FerryCommand {
   static override summary = 'Make a one-layer image from a rootfs tar, like docker import.';
@@ -19,9 +20,10 @@ export default class Import extends FerryCommand {
   ];
   static override args = {
     rootfs: Args.string({description: 'Rootfs tar (plain or compressed), or - for stdin', required: true}),
-    destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH or oci:DIR (PATH - is stdout for the tar forms)', required: true}),
+    destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH, oci:DIR or docker://REF (PATH - is stdout for the tar forms)', required: true}),
   };
   static override flags = {
+    ...registryFlags,
     tag: Flags.string({description: 'Name of the image (repeatable).', multiple: true, multipleNonGreedy: true, required: true}),
     change: Flags.string({char: 'c', description: 'Apply a Dockerfile instruction to the config (repeatable).', multiple: true, multipleNonGreedy: true}),
     platform: Flags.string({description: 'os/arch[/variant] written in the config (default: linux and this machine\'s architecture).'}),

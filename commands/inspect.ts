@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core';
 import {inspectArchive, renderInspect, type InspectResult} from '../src/ops/inspect.js';
 import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {registryFlags} from './registry-flags.js';
 
 export default class Inspect extends FerryCommand {
   static override summary = 'Show the images in an archive: names, platform, IDs, config and layers.';
@@ -13,9 +14,10 @@ export default class Inspect extends FerryCommand {
     'docker save img | <%= config.bin %> inspect -',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
   };
   static override flags = {
+    ...registryFlags,
     // Non-greedy: `--image a SOURCE` must leave SOURCE to the argument (repeat the flag for more).
     image: Flags.string({description: 'Only images matching this name, image ID or manifest digest (repeatable).', multiple: true, multipleNonGreedy: true}),
   };

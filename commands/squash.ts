@@ -4,6 +4,7 @@ import {squashToArchive} from '../src/ops/squash.js';
 import {openArchive, parseDestination} from '../src/transports/table.js';
 import {parsePlatform} from '../src/model/platform.js';
 import {FerryCommand} from './base.js';
+import {registryFlags} from './registry-flags.js';
 import {progressFor} from './progress.js';
 
 export default class Squash extends FerryCommand {
@@ -19,10 +20,11 @@ export default class Squash extends FerryCommand {
     '<%= config.bin %> squash app.tar oci:./app --from-layer 3 --tag app:slim',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
-    destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH or oci:DIR (PATH - is stdout for the tar forms)', required: true}),
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
+    destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH, oci:DIR or docker://REF (PATH - is stdout for the tar forms)', required: true}),
   };
   static override flags = {
+    ...registryFlags,
     'from-layer': Flags.integer({description: 'First layer to merge (0 = base, the default: merge all).', default: 0, min: 0}),
     image: Flags.string({description: 'The image to squash (name, image ID or manifest digest) when the archive holds several.'}),
     platform: Flags.string({description: 'The os/arch[/variant] of a multi-platform image (default: this machine\'s).'}),

@@ -3,6 +3,7 @@ import {humanSize} from '../src/ops/format.js';
 import {verifyArchive, type VerifyResult} from '../src/ops/verify.js';
 import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {registryFlags} from './registry-flags.js';
 import {progressFor} from './progress.js';
 
 export default class Verify extends FerryCommand {
@@ -10,8 +11,11 @@ export default class Verify extends FerryCommand {
   static override enableJsonFlag = true;
   static override examples = ['<%= config.bin %> verify image.tar', '<%= config.bin %> verify --json oci:./layout'];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH', required: true}),
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
+  };  static override flags = {
+    ...registryFlags,
   };
+
 
   async run(): Promise<VerifyResult & {format: string}> {
     const {args, flags} = await this.parse(Verify);

@@ -18,7 +18,9 @@ export type FerryErrorCode =
   | 'EXISTS'
   | 'IO'
   | 'INTERRUPTED'
-  | 'VERIFY_FAILED';
+  | 'VERIFY_FAILED'
+  | 'AUTH'
+  | 'REGISTRY';
 
 export class FerryError extends Error {
   override name = 'FerryError';
@@ -94,6 +96,8 @@ export const EXIT_CODES: Readonly<Record<FerryErrorCode, number>> = {
   EXISTS: 1,
   IO: 1,
   VERIFY_FAILED: 1,
+  AUTH: 1,
+  REGISTRY: 1,
 };
 
 /** 128 + signal number, as shells report a process a signal stopped. */

@@ -30,7 +30,7 @@ export {importRootfs, type ImportOptions, type ImportSummary} from './ops/import
 export {listImage, renderListing, type ListedEntry, type Listing, type ListOptions} from './ops/ls.js';
 export {catFile, type CatOptions, type CatResult} from './ops/cat.js';
 export {pickImage, selectEntries, selectImages} from './ops/select.js';
-export {humanSize} from './ops/format.js';
+export {humanSize, parseByteSize} from './ops/format.js';
 export type {Progress} from './ops/progress.js';
 export {removeAllPending} from './io/fs/temp.js';
 export {analyzeArchive, analyzeImage, type AnalyzeOptions, type AnalyzeResult, type AnalyzedLayer, type DuplicateGroup, type HiddenCopyReport, type HidingEntry, type ReclaimablePath} from './ops/analyze/analyze.js';
@@ -38,6 +38,13 @@ export type {SquashOption} from './ops/analyze/squash-plan.js';
 export type {SizeNode} from './ops/analyze/sizes.js';
 export {renderAnalysis, renderCi} from './ops/analyze/render.js';
 export {renderHtmlReport} from './ops/analyze/html.js';
-export {CI_DEFAULTS, evaluateCi, junitReport, loadCiConfig, parseByteSize, parseCiConfig, resolveCiRules, type CiResult, type CiRule, type CiRuleName, type CiRuleResult, type CiValues} from './ops/analyze/ci.js';
+export {CI_DEFAULTS, evaluateCi, junitReport, loadCiConfig, parseCiConfig, resolveCiRules, type CiResult, type CiRule, type CiRuleName, type CiRuleResult, type CiValues} from './ops/analyze/ci.js';
 export {diffArchives, diffImages, renderDiff, type ConfigDiff, type DiffOptions, type DiffResult, type DiffSelectOptions, type DiffSide, type FieldChange, type FileChange, type FileDifference, type FileState, type HistoryChange, type ValueChange} from './ops/diff.js';
 export {rawConfig, rawManifest, type RawOptions, type RawResult} from './ops/raw.js';
+
+export {pullImages, pushImages, listTags, login, logout, registrySource, pullDestination, type PullSummary, type PushOptions, type PushSummary, type RegistryTransferOptions, type TransferItem} from './ops/registry.js';
+export type {TransferSummary} from './ops/write-archive.js';
+export type {RegistryOptions} from './settings.js';
+export {RegistryClient, type ApiRequest, type ApiResponse} from './transports/docker/client.js';
+export {parseRegistryRef, formatRegistryRef, type RegistryRef} from './transports/docker/reference.js';
+export {findCredential, type Credential} from './transports/docker/credentials.js';

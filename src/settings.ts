@@ -18,10 +18,52 @@ export interface Limits {
 
 export interface Settings {
   limits: Limits;
+  /** How registries are reached (docker:// sources and destinations). */
+  registry: RegistryOptions;
   /** Where spooled input and scratch files go when they cannot sit beside the destination. */
   tempDir: string;
   /** Worker threads for hashing and compressing (0: everything on the calling thread). */
   workers: number;
+}
+
+/**
+ * How ferry reaches registries: credentials, TLS, retries, concurrency. Passed in by the caller; the
+ * CLI fills it from flags and the environment (commands/registry-flags.ts); the library reads none. Defaults: src/transports/docker/options.ts.
+ */
+export interface RegistryOptions {
+  /** Docker's config directory ($DOCKER_CONFIG, else ~/.docker): config.json's auths, credsStore, credHelpers. */
+  dockerConfigDir?: string;
+  /** containers-auth.json files, first match wins ($REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json). */
+  authFiles?: string[];
+  /** Credentials given outright (`--creds USER:PASS`); they win over every file. */
+  credentials?: {username: string; password: string};
+  /** Verify TLS certificates (default true); `--tls-verify=false` turns it off. */
+  tlsVerify?: boolean;
+  /** certs.d roots searched for `HOST[:PORT]/ca.crt`, `*.cert` + `*.key` (default /etc/docker/certs.d, /etc/containers/certs.d). */
+  certsDirs?: string[];
+  /** `--cert-dir DIR`: ca.crt and client certificates for every registry of this run. */
+  certDir?: string;
+  /** Speak plain HTTP to every registry of this run (loopback registries are tried in plain HTTP anyway). */
+  plainHttp?: boolean;
+  /** Attempts after the first for a failed request (408, 429, 5xx, a dropped connection); default 5. */
+  retries?: number;
+  /** Blobs transferred at once; default 4. */
+  jobs?: number;
+  /** Upload blobs in PATCH chunks of this many bytes (0: monolithic unless the registry refuses). */
+  chunkSize?: number;
+  /** Where push journals its upload sessions so a rerun continues them (default: none, no journal). */
+  stateDir?: string;
+  /** The environment docker-credential-* helpers run with (PATH); default: inherited. */
+  helperEnv?: NodeJS.ProcessEnv;
+  /** First backoff delay in ms (doubled per attempt, with jitter); default 250. Tests lower it. */
+  backoffMs?: number;
+  /**
+   * Where blobs were pushed or found this run, `HOST@DIGEST` → repository: a later push to another
+   * repository of the same registry mounts them instead of uploading (the caller makes one per run).
+   */
+  knownBlobs?: Map<string, string>;
+  /** Called with one line per retry (the CLI prints it as a note). */
+  onRetry?: (message: string) => void;
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = {
@@ -38,6 +80,7 @@ export interface SettingsInput {
   limits?: Partial<Limits>;
   tempDir?: string;
   workers?: number;
+  registry?: RegistryOptions;
 }
 
 /** Fills in defaults and checks every value (a bad one is a usage error naming it). */
@@ -48,5 +91,5 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
   }
   const workers = input.workers ?? os.availableParallelism();
   if (!Number.isInteger(workers) || workers < 0) throw new UsageError(`workers must be a whole number ≥ 0, got ${String(workers)}`);
-  return {limits, tempDir: input.tempDir ?? os.tmpdir(), workers};
+  return {limits, tempDir: input.tempDir ?? os.tmpdir(), workers, registry: input.registry ?? {}};
 }

@@ -13,6 +13,8 @@ export interface OpenOptions {
   /** Called with the count of stored (compressed) bytes as they are read. */
   onBytes?: (bytes: number) => void;
   signal?: AbortSignal;
+  /** openCompressed: the first byte wanted (a download resumed where a partial copy ends). */
+  start?: number;
 }
 
 /** A stored blob: its descriptor and its bytes, opened lazily and as often as needed. */
@@ -117,7 +119,7 @@ export interface ArchiveEntry {
 }
 
 /** The forms ferry reads and writes (one transport each, src/transports/table.ts). */
-export type FormatName = 'docker-archive' | 'oci-archive' | 'oci' | 'rootfs' | 'dir';
+export type FormatName = 'docker-archive' | 'oci-archive' | 'oci' | 'rootfs' | 'dir' | 'docker';
 
 /** What a reader found: the entries, and what did not stop it. */
 export interface ReadResult {

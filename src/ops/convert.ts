@@ -7,21 +7,28 @@ export interface ConvertOptions extends WriteOptions {
   images?: string[];
   /** What a SOURCE of `-` reads. */
   stdin?: NodeJS.ReadableStream;
+  /** docker:// sources: also copy the signatures, SBOMs and attestations that refer to the images. */
+  referrers?: boolean;
 }
 
 export interface ConvertSummary extends WriteSummary {
   source: {format: string; location: string};
 }
 
-/** `ferry convert SOURCE DEST`: reads any form, writes docker-archive, oci-archive or oci. */
+/**
+ * `ferry convert SOURCE DEST`: reads any form, writes docker-archive, oci-archive, oci or a registry.
+ * With a registry on either side, manifest bytes are kept or the change refused unless asked for
+ * (WriteOptions.keepDigests): `image@sha256:…` references must keep resolving.
+ */
 export async function convertArchive(source: string, destination: string, options: ConvertOptions = {}): Promise<ConvertSummary> {
-  parseDestination(destination); // a bad DEST is a usage error before any reading
-  const archive = await openArchive(source, {...(options.settings ? {settings: options.settings} : {}), ...(options.stdin ? {stdin: options.stdin} : {})});
+  const dest = parseDestination(destination); // a bad DEST is a usage error before any reading
+  const archive = await openArchive(source, {...(options.settings ? {settings: options.settings} : {}), ...(options.stdin ? {stdin: options.stdin} : {}), ...(options.referrers ? {referrers: true} : {})});
+  const keepDigests = options.keepDigests ?? (archive.format === 'docker' || dest.transport === 'docker');
   try {
     for (const w of archive.warnings) options.note?.(`warning: ${w}`);
     for (const p of archive.problems) options.note?.(`warning: ${p}`);
     const entries = await selectEntries(archive, options.images ?? []);
-    const summary = await writeArchive(destination, entries, options);
+    const summary = await writeArchive(destination, entries, {...options, keepDigests});
     return {...summary, source: {format: archive.format, location: archive.location}};
   } finally {
     await archive.close();

@@ -102,6 +102,12 @@ function artifactSubjects(entry: ArchiveEntry): string[] {
   return out;
 }
 
+/** The top-level artifacts of `source` that refer to any of `picked` (signatures, attestations, referrers). */
+export function referrersAmong(source: Pick<ReadResult, 'entries'>, picked: readonly ArchiveEntry[]): ArchiveEntry[] {
+  const digests = new Set(picked.flatMap((e) => nodeDigests(e.root)));
+  return source.entries.filter((entry) => isArtifact(entry.root) && !picked.includes(entry) && artifactSubjects(entry).some((d) => digests.has(d)));
+}
+
 /**
  * The entries `refs` select, for commands that keep index structure (convert). A name selects its
  * entry (an index stays whole) and keeps only the names asked for, as `docker save NAME` does; an
@@ -150,10 +156,7 @@ export async function selectEntries(source: Source, refs: readonly string[]): Pr
       return selected;
     });
     // Signatures, attestations and other referrers of what was picked travel with it.
-    const pickedDigests = new Set(out.flatMap((e) => nodeDigests(e.root)));
-    for (const entry of source.entries) {
-      if (isArtifact(entry.root) && artifactSubjects(entry).some((d) => pickedDigests.has(d))) out.push(entry);
-    }
+    out.push(...referrersAmong(source, out));
   }
   await resolveLayers(out.flatMap((e) => imagesOf(e.root)));
   return out;

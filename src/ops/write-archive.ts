@@ -1,3 +1,4 @@
+import {readdir, rm} from 'node:fs/promises';
 import path from 'node:path';
 import type {Writable} from 'node:stream';
 import pLimit from 'p-limit';
@@ -5,7 +6,8 @@ import {FerryError, ioError, TrailingDataError, UsageError} from '../errors.js';
 import type {BlobJobResult} from '../io/blobs/jobs.js';
 import {transcodeLayer} from '../io/blobs/jobs.js';
 import {BlobPool} from '../io/blobs/pool.js';
-import {beginAtomicOutput, beginStreamedOutput, type AtomicOutput} from '../io/fs/atomic.js';
+import {beginAtomicOutput, beginScratchOutput, beginStreamedOutput, transferCacheBeside, type AtomicOutput, type OutputKind} from '../io/fs/atomic.js';
+import {fetchLayers, needsFetch, type FetchStats} from '../io/layers/fetch.js';
 import {checkLayerContent, checkLayerContents} from '../io/layers/scan.js';
 import {isScratchLayer, ScratchLayer} from '../io/layers/range-layer.js';
 import {absentOf, artifactsOf, describeNode, imagesOf, isArtifact, isImageIndex, type ArchiveEntry, type Image, type ImageIndex, type IndexChild, type Layer, type Node} from '../model/image.js';
@@ -13,8 +15,10 @@ import {isNondistributable, layerMediaType, MediaType, type Compression} from '.
 import {formatPlatform, hostPlatform, platformMatches, type Platform} from '../model/platform.js';
 import {familiarName, fullName, referenceProblem, tryParseReference, withDefaultTag} from '../model/reference.js';
 import {resolveSettings, type Settings, type SettingsInput} from '../settings.js';
+import {DEFAULT_JOBS} from '../transports/docker/options.js';
 import {openArchive, parseDestination, writerFor} from '../transports/table.js';
-import type {ArchiveWriter} from '../transports/types.js';
+import type {ArchiveWriter, ManifestFormat, UploadStats} from '../transports/types.js';
+import {replaceLayers} from '../model/swap.js';
 import {silentProgress, type Progress} from './progress.js';
 
 export interface WriteOptions {
@@ -26,6 +30,16 @@ export interface WriteOptions {
   force?: boolean;
   /** Pick this platform out of multi-platform indexes (the output then holds single images). */
   platform?: Platform;
+  /** Several platforms: each index keeps those (a new index; its digest changes). With `platform`, both count. */
+  platforms?: Platform[];
+  /** Rewrite manifests and indexes into this vocabulary (their digests change, reported in `rewritten`). */
+  manifestFormat?: ManifestFormat;
+  /**
+   * Refuse, instead of noting, a change of manifest bytes nobody asked for (a layer stored another way
+   * because the destination cannot load it, the legacy layout that keeps no manifest): on for
+   * transfers to and from registries, where `image@sha256:…` references must keep resolving.
+   */
+  keepDigests?: boolean;
   /** Names for the output; only with one entry. Replace the entry's own names. */
   tags?: string[];
   /** Notes for stderr; the caller decides whether to print them. */
@@ -44,6 +58,25 @@ export interface WriteSummary {
   images: number;
   blobs: number;
   bytes: number;
+  /** The manifest or index digest the destination names (a registry reference). */
+  digest?: string;
+  /** Manifests and indexes written with new bytes (old → new digest). */
+  rewritten: Array<{from: string; to: string}>;
+  /** Bytes moved over the network and bytes that did not need to be. */
+  transfer?: TransferSummary;
+}
+
+export interface TransferSummary {
+  /** Layer bytes downloaded in this run, and found here from an earlier one. */
+  fetchedBytes: number;
+  reusedBytes: number;
+  /** Blob bytes uploaded, and already in the registry (or mounted). */
+  uploadedBytes: number;
+  skippedBytes: number;
+  uploaded: number;
+  skipped: number;
+  mounted: number;
+  retries: number;
 }
 
 /**
@@ -58,10 +91,12 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   if (options.dockerLayout !== undefined && dest.transport !== 'docker-archive') throw new UsageError(`--docker-layout applies to docker-archive: destinations, not ${dest.transport}:`);
   if (options.compress !== undefined && !['keep', 'gzip', 'zstd', 'none'].includes(options.compress)) throw new UsageError(`invalid compression "${options.compress}": expected keep, gzip, zstd or none`);
   const settings = resolveSettings(options.settings);
-  const writer = writerFor(dest, options.dockerLayout ? {dockerLayout: options.dockerLayout} : {});
+  const writer = writerFor(dest, {...(options.dockerLayout ? {dockerLayout: options.dockerLayout} : {}), registry: settings.registry});
   const note = options.note ?? ((): void => {});
   if (entries.length === 0) throw new FerryError('NOT_FOUND', 'nothing to write: no image selected');
+  const remote = writer.output === 'remote';
   const imageEntries = entries.filter((e) => !isArtifact(e.root)).length;
+  if (remote && options.tags && options.tags.length > 0) throw new UsageError(`"${destination}" names the image in the registry; --tag names images in archives`);
   if (options.tags && options.tags.length > 0 && imageEntries !== 1) {
     throw new UsageError(`--tag names one image, but ${imageEntries} are selected: pick one with --image`);
   }
@@ -73,14 +108,19 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   if (suffix !== undefined && imageEntries !== 1) throw new UsageError(`"${destination}" names one image, but ${imageEntries} are selected: pick one with --image`);
   const tags = suffix !== undefined && (writer.format === 'docker-archive' || tryParseReference(suffix)) ? [suffix] : options.tags;
   const named = nameEntries(entries, tags, note);
-  const {entries: planned, primary} = choosePlatforms(named, writer, options.platform, note);
-  const toStdout = dest.path === '-';
+  const wanted = [...(options.platform ? [options.platform] : []), ...(options.platforms ?? [])];
+  const chosen = choosePlatforms(named, writer, wanted, note);
+  const toStdout = !remote && dest.path === '-';
   if (toStdout && !options.stdout) throw new UsageError(`"${destination}": "-" writes to stdout, but no stdout stream was given`);
   if (toStdout && (options.stdout as NodeJS.WriteStream).isTTY) throw new UsageError('refusing to write an archive to a terminal: redirect stdout or name a file');
 
-  if (!toStdout && writer.output === 'dir') await describeReplacedLayout(dest.path, options.force === true, settings, note);
+  if (writer.output === 'dir') await describeReplacedLayout(dest.path, options.force === true, settings, note);
   // stdout, like a device or FIFO destination, gets the archive once it is whole: nothing partial reaches a pipe.
-  const output = toStdout ? await beginStreamedOutput('stdout', settings.tempDir, () => options.stdout!, {end: false}) : await beginAtomicOutput(dest.path, writer.output, {force: options.force ?? false, tempDir: settings.tempDir});
+  const output = remote
+    ? beginScratchOutput(dest.path, settings.tempDir)
+    : toStdout
+      ? await beginStreamedOutput('stdout', settings.tempDir, () => options.stdout!, {end: false})
+      : await beginAtomicOutput(dest.path, writer.output as OutputKind, {force: options.force ?? false, tempDir: settings.tempDir});
   const progress = options.progress ?? silentProgress;
   const concurrency = Math.max(1, settings.workers);
   // Hashing and compressing run on worker threads, one blob each, so every core works
@@ -93,9 +133,15 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   let contents: Promise<void> = Promise.resolve();
+  let cache: string | undefined;
   try {
     const want = options.compress ?? 'keep';
+    // Layers that live in a registry are fetched into files first (restart-safe beside a local destination).
+    const fetching = await fetchRemoteLayers(chosen, remote || toStdout ? undefined : dest.path, output, settings, signal, progress);
+    cache = fetching.cache;
+    const {entries: planned, primary} = fetching;
     const jobs = await planRecompression(planned, writer, want, note);
+    if (options.keepDigests && !options.manifestFormat) refuseImplicitRewrites(planned, writer, jobs, options.dockerLayout);
     const checked = await repairs(planned, want, jobs, settings, note);
     // A recompressed blob loses whatever followed its compressed stream (a repair): not refused there.
     const layers = allImages(planned).flatMap((image) => image.layers).filter((l) => !checked.has(l.descriptor.digest));
@@ -109,23 +155,73 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
     // The writer consumes scratch layers (moves them into place, or removes them once copied): a
     // check still reading one (squash's new layer) must be done first.
     if (allImages(planned).some((image) => image.layers.some(isScratchLayer))) await contents;
-    progress.start('writing', distinctLayerBytes(final.entries));
+    progress.start(remote ? 'pushing' : 'writing', distinctLayerBytes(final.entries));
     const refName = suffix !== undefined && writer.format !== 'docker-archive' ? {refName: suffix} : {};
-    const result = await writer.write(final.entries, output.tempPath, {primary: final.primary, concurrency, pool, onBytes: (n) => progress.advance(n), signal, ...refName});
+    const result = await writer.write(final.entries, output.tempPath, {primary: final.primary, concurrency, pool, onBytes: (n) => progress.advance(n), signal, ...refName, ...(options.manifestFormat ? {manifestFormat: options.manifestFormat} : {})});
     await contents;
     progress.stop();
     await output.commit();
-    if (writer.format !== 'docker-archive' && named.some((e) => e.names.length === 0 && !isArtifact(e.root))) {
+    if (cache) await rm(cache, {recursive: true, force: true});
+    if (!remote && writer.format !== 'docker-archive' && named.some((e) => e.names.length === 0 && !isArtifact(e.root))) {
       // The spec allows an unnamed image, but umoci and skopeo address images by ref.name only.
       note(`an image without a name has no org.opencontainers.image.ref.name in ${writer.format}: (umoci and skopeo cannot pick it out by name); give it one with --tag NAME:TAG`);
     }
-    return {format: writer.format, path: dest.path, ...result};
+    const rewritten = result.rewritten ?? [];
+    for (const {from, to} of rewritten) note(`manifest ${from} → ${to}`);
+    const transfer = fetching.stats || result.uploads ? transferSummary(fetching.stats, result.uploads) : undefined;
+    return {format: writer.format, path: dest.path, images: result.images, blobs: result.blobs, bytes: result.bytes, rewritten, ...(result.digest ? {digest: result.digest} : {}), ...(transfer ? {transfer} : {})};
   } catch (e) {
     progress.stop();
     await output.abort();
+    if (cache && (await readdir(cache).catch(() => [])).length > 0) note(`what was fetched stays in ${cache}: the same command continues from it`);
     throw stop.signal.aborted ? stop.signal.reason : e;
   } finally {
     await pool.close();
+  }
+}
+
+function transferSummary(fetched: FetchStats | undefined, uploads: UploadStats | undefined): TransferSummary {
+  return {
+    fetchedBytes: fetched?.fetchedBytes ?? 0,
+    reusedBytes: fetched?.reusedBytes ?? 0,
+    uploadedBytes: uploads?.uploadedBytes ?? 0,
+    skippedBytes: uploads?.skippedBytes ?? 0,
+    uploaded: uploads?.uploaded ?? 0,
+    skipped: uploads?.skipped ?? 0,
+    mounted: uploads?.mounted ?? 0,
+    retries: uploads?.retries ?? 0,
+  };
+}
+
+/**
+ * Fetches layers that live elsewhere (a registry) into files: beside a local destination, where a
+ * rerun after a crash finds them (atomic.ts transferCacheBeside), else in the output's scratch space.
+ */
+async function fetchRemoteLayers(chosen: {entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>}, destination: string | undefined, output: AtomicOutput, settings: Settings, signal: AbortSignal, progress: Progress): Promise<{entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>; cache?: string; stats?: FetchStats}> {
+  const layers = allImages(chosen.entries).flatMap((image) => image.layers).filter(needsFetch);
+  if (layers.length === 0) return chosen;
+  const beside = destination === undefined ? undefined : await transferCacheBeside(destination);
+  const dir = beside ?? path.join(await output.scratchDir(), 'fetched');
+  progress.start('fetching', [...new Map(layers.map((l) => [l.descriptor.digest, l.descriptor.size])).values()].reduce((a, b) => a + b, 0));
+  const {fetched, stats} = await fetchLayers(layers, dir, {limits: settings.limits, jobs: settings.registry.jobs ?? DEFAULT_JOBS, onBytes: (n) => progress.advance(n), signal});
+  progress.stop();
+  return {...replaceLayers(chosen.entries, chosen.primary, fetched), ...(beside ? {cache: beside} : {}), stats};
+}
+
+/**
+ * With keepDigests: a manifest that would change without being asked is refused, naming why and
+ * what would make it a choice (--compress, --manifest-format, another form).
+ */
+function refuseImplicitRewrites(entries: readonly ArchiveEntry[], writer: ArchiveWriter, jobs: readonly Recompression[], dockerLayout: WriteOptions['dockerLayout']): void {
+  const manifests = allImages(entries).filter((image) => image.manifest !== undefined);
+  if (manifests.length === 0) return;
+  if (dockerLayout === 'legacy') {
+    throw new FerryError('UNSUPPORTED', `the legacy docker-archive layout keeps no manifest: ${manifests[0]!.manifest!.digest} would not survive (write the default layout, which keeps it, or pass --manifest-format docker to accept new digests)`);
+  }
+  if (jobs.length > 0) {
+    const job = jobs[0]!;
+    const owner = manifests.find((image) => image.layers.includes(job.layer));
+    throw new FerryError('UNSUPPORTED', `${job.layer.label}: ${writer.format} consumers cannot load this layer as it is, and storing it ${job.to === 'none' ? 'uncompressed' : `as ${job.to}`} changes manifest ${owner?.manifest?.digest ?? ''}; write oci: or oci-archive: (they keep it), or accept new digests with --compress ${job.to === 'none' ? 'none' : job.to} or --manifest-format`);
   }
 }
 
@@ -233,13 +329,14 @@ function attestationsOf(index: ImageIndex, image: Image): IndexChild[] {
 /**
  * Fits multi-platform indexes and artifacts to the destination. With --platform every entry becomes
  * that one image — or, when the index holds attestations of it, an index of the image and its
- * attestations (regenerated: its digest changes, as the note says). Otherwise indexes are kept whole
+ * attestations (regenerated: its digest changes, as the note says); several --platform give a new
+ * index of those images and their attestations. Otherwise indexes are kept whole
  * where the form holds them (absent platforms dropped with a note), and where docker's manifest.json
  * needs one image per name the host platform's is chosen (the only present image wins when there is
  * just one); no match is an error listing what exists. Artifacts are kept where an OCI layout is
  * written (not by the legacy layout), and dropped with a note when --platform leaves their subject out.
  */
-function choosePlatforms(entries: readonly ArchiveEntry[], writer: ArchiveWriter, want: Platform | undefined, note: (m: string) => void): {entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>} {
+function choosePlatforms(entries: readonly ArchiveEntry[], writer: ArchiveWriter, wanted: readonly Platform[], note: (m: string) => void): {entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>} {
   const out: ArchiveEntry[] = [];
   const primary = new Map<ArchiveEntry, Image>();
   const memo = new Map<ImageIndex, ImageIndex | null>();
@@ -252,15 +349,32 @@ function choosePlatforms(entries: readonly ArchiveEntry[], writer: ArchiveWriter
       else artifacts.push(entry);
       continue;
     }
-    if (want) {
+    if (wanted.length > 0) {
       const images = imagesOf(root);
-      const hit = images.find((i) => platformMatches(i.platform, want));
-      if (!hit) {
-        const absent = absentOf(root).filter((c) => c.descriptor.platform && platformMatches(c.descriptor.platform, want));
-        const why = absent.length > 0 ? ` (the index lists it, but its blobs are not in the archive)` : '';
-        throw new FerryError('NOT_FOUND', `${label}: no image for platform ${formatPlatform(want)}${why}; present: ${platformList(images)}`);
-      }
+      const hits = [
+        ...new Set(
+          wanted.map((want) => {
+            const hit = images.find((i) => platformMatches(i.platform, want));
+            if (hit) return hit;
+            const absent = absentOf(root).filter((c) => c.descriptor.platform && platformMatches(c.descriptor.platform, want));
+            const why = absent.length > 0 ? ` (the index lists it, but its blobs are not in the source)` : '';
+            throw new FerryError('NOT_FOUND', `${label}: no image for platform ${formatPlatform(want)}${why}; present: ${platformList(images)}`);
+          }),
+        ),
+      ];
       const index = isImageIndex(root) ? root : undefined;
+      if (index && hits.length > 1) {
+        if (writer.indexes === 'one') throw new UsageError(`${label}: the legacy docker-archive layout holds one image per name; pick one --platform`);
+        // The images asked for and their attestations, as a new index (registries refuse an index naming what they lack).
+        const children = index.children.filter((c) => c.target && ((!isArtifact(c.target) && !isImageIndex(c.target) && hits.includes(c.target)) || hits.some((hit) => attestationsOf(index, hit).includes(c))));
+        note(`${label}: kept ${platformList(hits)} in a new index (the index digest ${index.document.digest} changes)`);
+        const kept: ArchiveEntry = {names: entry.names, root: {document: index.document, children}};
+        const host = hostPlatform();
+        primary.set(kept, hits.find((i) => platformMatches(i.platform, host)) ?? hits[0]!);
+        out.push(kept);
+        continue;
+      }
+      const hit = hits[0]!;
       const attestations = index ? attestationsOf(index, hit) : [];
       if (index && attestations.length > 0 && writer.indexes !== 'one') {
         const child = index.children.find((c) => c.target === hit)!;
@@ -309,7 +423,7 @@ function choosePlatforms(entries: readonly ArchiveEntry[], writer: ArchiveWriter
   const present = new Set(out.flatMap((e) => manifestDigests(e.root)));
   for (const entry of artifacts) {
     const subject = isArtifact(entry.root) ? entry.root.subject?.digest : undefined;
-    if (want && subject !== undefined && !present.has(subject)) note(`${entryLabel(entry)}: its subject ${subject} is not written (--platform); left out`);
+    if (wanted.length > 0 && subject !== undefined && !present.has(subject)) note(`${entryLabel(entry)}: its subject ${subject} is not written (--platform); left out`);
     else out.push(entry);
   }
   return {entries: out, primary};
@@ -426,28 +540,4 @@ async function recompress(layer: Layer, to: Compression, file: string, settings:
   if (digest === undefined) throw new FerryError('IO', `${layer.label}: recompressing it produced no digest`);
   const mediaType = isNondistributable(layer.descriptor.mediaType) ? (to === 'gzip' ? MediaType.ociLayerNondistGzip : to === 'zstd' ? MediaType.ociLayerNondistZstd : MediaType.ociLayerNondist) : layerMediaType(to, 'oci');
   return ScratchLayer.of({mediaType, digest, size}, layer.diffId, file, `${layer.label} (as ${to})`, settings.limits);
-}
-
-/** Entries with transcoded layers swapped in; shared nodes stay shared, the primary map follows. */
-function replaceLayers(entries: readonly ArchiveEntry[], primary: ReadonlyMap<ArchiveEntry, Image>, replaced: ReadonlyMap<string, Layer>): {entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>} {
-  const memo = new Map<Node, Node>();
-  const swap = <T extends Node>(node: T): T => {
-    const done = memo.get(node);
-    if (done) return done as T;
-    let next: Node;
-    if (isArtifact(node)) next = node;
-    else if (isImageIndex(node)) next = {document: node.document, children: node.children.map((c) => ({...c, target: c.target ? swap(c.target) : null}))};
-    else next = node.layers.some((l) => replaced.has(l.descriptor.digest)) ? {...node, layers: node.layers.map((l) => replaced.get(l.descriptor.digest) ?? l)} : node;
-    memo.set(node, next);
-    return next as T;
-  };
-  const out: ArchiveEntry[] = [];
-  const nextPrimary = new Map<ArchiveEntry, Image>();
-  for (const entry of entries) {
-    const next = {...entry, root: swap(entry.root)};
-    const p = primary.get(entry);
-    if (p) nextPrimary.set(next, swap(p));
-    out.push(next);
-  }
-  return {entries: out, primary: nextPrimary};
 }

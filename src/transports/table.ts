@@ -1,10 +1,12 @@
 import {FerryError, UsageError} from '../errors.js';
 import {ANNOTATION_REF_NAME} from '../formats/layout/read.js';
-import type {Archive, ReadResult} from '../model/image.js';
+import {manifestFor} from '../formats/layout/write.js';
+import type {Archive, Image, RawDocument, ReadResult} from '../model/image.js';
 import {sameReference} from '../model/reference.js';
 import type {Platform} from '../model/platform.js';
 import {resolveSettings, type SettingsInput} from '../settings.js';
 import {dir} from './dir/index.js';
+import {docker} from './docker/index.js';
 import {dockerArchive} from './docker-archive/index.js';
 import {openLocal} from './local.js';
 import {oci} from './oci/index.js';
@@ -17,12 +19,12 @@ import type {ArchiveWriter, LocalSource, ReadOptions, Transport, TransportRef, W
  * writes (types.ts); its code lives in the folder of the same name. Without a prefix, local forms are
  * detected in this order (docs/formats.md §0): a dir: layout (its `version` file), docker-archive
  * (manifest.json), then an OCI layout (oci for a directory, oci-archive for a tar), then rootfs for
- * any other tar.
+ * any other tar. A remote row (docker://) is only ever named.
  */
-export const TRANSPORTS: readonly Transport[] = [dir, dockerArchive, ociArchive, oci, rootfs];
+export const TRANSPORTS: readonly Transport[] = [dir, dockerArchive, ociArchive, oci, rootfs, docker];
 
 /** Prefixes of other tools' transports ferry does not read: named in the error instead of read as a path. */
-const FOREIGN = ['containers-storage', 'docker', 'docker-daemon', 'ostree', 'sif', 'tarball'];
+const FOREIGN = ['containers-storage', 'docker-daemon', 'ostree', 'sif', 'tarball'];
 
 function transportNamed(name: string): Transport | undefined {
   return TRANSPORTS.find((t) => t.name === name);
@@ -67,23 +69,35 @@ export function writerFor(ref: TransportRef & {transport: string}, options: Writ
 }
 
 export interface OpenArchiveOptions {
+  /** Limits, temp dir, workers, and how registries are reached (settings.registry). */
   settings?: SettingsInput;
   /** What `-` reads; the CLI passes process.stdin (the library reads no stream it was not given). */
   stdin?: NodeJS.ReadableStream;
   /** rootfs: the platform written in the synthesized config (default: linux and this machine's architecture). */
   platform?: Platform;
+  /** docker://: also read the signatures, SBOMs and attestations that refer to the image (as artifacts). */
+  referrers?: boolean;
 }
 
 /**
  * Opens and reads a source (`docker-archive:x.tar`, `oci:dir`, `oci-archive:x.tar:name`,
- * `rootfs:x.tar`, or a path whose form is detected). Close the archive (or `await using` it) to
+ * `rootfs:x.tar`, `docker://host/repo:tag`, or a path whose form is detected). Close the archive (or `await using` it) to
  * release spooled temp files.
  */
 export async function openArchive(source: string, options: OpenArchiveOptions = {}): Promise<Archive> {
   const ref = parseSource(source);
   const settings = resolveSettings(options.settings);
-  const readOptions: ReadOptions & {platform?: Platform} = {settings, stdin: options.stdin, ...(options.platform ? {platform: options.platform} : {})};
+  const readOptions: ReadOptions & {platform?: Platform} = {settings, stdin: options.stdin, ...(options.platform ? {platform: options.platform} : {}), ...(options.referrers ? {referrers: true} : {})};
   const explicit = ref.transport === undefined ? undefined : transportNamed(ref.transport);
+  if (explicit?.remote) {
+    const result = await explicit.remote.read(ref, readOptions);
+    try {
+      return {format: explicit.name as Archive['format'], location: ref.path, ...narrow(result, ref), close: result.close, [Symbol.asyncDispose]: result.close};
+    } catch (e) {
+      await result.close();
+      throw e;
+    }
+  }
   if (explicit && !explicit.local) throw new UsageError(`"${source}": ${explicit.name}: cannot be read`);
   const local = await openLocal(ref.path, readOptions, {index: !(explicit?.local?.accepts === 'file' && !explicit.local.detect)});
   try {
@@ -153,4 +167,12 @@ function narrow(result: ReadResult, ref: TransportRef): ReadResult {
     throw new FerryError('NOT_FOUND', `${ref.path}: no image named "${name}" (names: ${known.join(', ') || 'none'})`);
   }
   return {...result, entries};
+}
+
+/**
+ * The manifest ferry writes for an image into an OCI layout or a registry: the stored one when it
+ * still describes the blobs, else one generated from the model (a legacy docker save stores none).
+ */
+export function writtenManifest(image: Image): Promise<RawDocument> {
+  return manifestFor(image);
 }

@@ -1,19 +1,22 @@
 import type {FormatWriteOptions, FormatWriteResult} from '../formats/layout/write.js';
+
+export type {FormatWriteResult, ManifestFormat, UploadStats} from '../formats/layout/write.js';
 import type {FileTree} from '../io/fs/file-tree.js';
 import type {OpenedInput} from '../io/fs/input.js';
 import type {ArchiveEntry, ReadResult} from '../model/image.js';
 import type {Compression} from '../model/media-types.js';
 import type {Platform} from '../model/platform.js';
-import type {Settings} from '../settings.js';
+import type {RegistryOptions, Settings} from '../settings.js';
 
 /**
  * A parsed transport reference (containers/image's grammar, which skopeo users already type):
- * `docker-archive:PATH[:NAME|@INDEX]`, `oci:DIR[:REF]`, `oci-archive:PATH[:REF]`, `rootfs:PATH`.
+ * `docker-archive:PATH[:NAME|@INDEX]`, `oci:DIR[:REF]`, `oci-archive:PATH[:REF]`, `rootfs:PATH`,
+ * `docker://[HOST/]REPO[:TAG|@DIGEST]`.
  */
 export interface TransportRef {
   /** The transport named by the prefix; undefined when the form is to be detected. */
   transport: string | undefined;
-  /** File or directory (`-` is stdin/stdout). */
+  /** File or directory (`-` is stdin/stdout); for a registry, the reference in full (host/repo:tag). */
   path: string;
   /** `:NAME` / `:REF`: one image by name (docker-archive: RepoTags; oci forms: the ref.name annotation). */
   name?: string;
@@ -27,6 +30,8 @@ export interface ReadOptions {
   settings: Settings;
   /** What `-` reads (the CLI passes process.stdin). */
   stdin?: NodeJS.ReadableStream | undefined;
+  /** docker://: also read the signatures, SBOMs and attestations that refer to the image. */
+  referrers?: boolean;
 }
 
 /** An opened local input, indexed: a directory in place or a tar by its headers. */
@@ -43,7 +48,8 @@ export type IndexPolicy = 'keep' | 'keep+primary' | 'one';
 /** What the write op needs to know about a destination, and the writer itself. */
 export interface ArchiveWriter {
   format: string;
-  output: 'file' | 'dir';
+  /** What the writer fills: a file, a directory, or something elsewhere (a registry: nothing local to replace). */
+  output: 'file' | 'dir' | 'remote';
   /** `keep` (the whole index), `keep+primary` (the whole index, plus one image per name for docker's manifest.json), `one` (single images only). */
   indexes: IndexPolicy;
   /** Layer compressions every consumer of this form loads as they are (docs/formats.md §9). */
@@ -54,6 +60,8 @@ export interface ArchiveWriter {
 export interface WriterOptions {
   /** docker-archive: `oci` (Docker 25+ layout, the default) or `legacy` (Docker ≤ 24). */
   dockerLayout?: 'oci' | 'legacy';
+  /** docker://: how the registry is reached. */
+  registry?: RegistryOptions;
 }
 
 /**
@@ -74,6 +82,10 @@ export interface Transport {
     /** Recognises the form in an opened tree (table order is detection order). */
     detect?(tree: FileTree): Promise<boolean>;
     read(source: LocalSource, ref: TransportRef, options: ReadOptions & {platform?: Platform}): Promise<ReadResult>;
+  };
+  /** Remote forms (a registry): read over the network, closed when the archive is. */
+  readonly remote?: {
+    read(ref: TransportRef, options: ReadOptions): Promise<ReadResult & {close(): Promise<void>}>;
   };
   /** The writer, for forms ferry writes. */
   writer?(ref: TransportRef, options: WriterOptions): ArchiveWriter;

@@ -48,7 +48,7 @@ describe('exit codes', () => {
   });
 
   it('2 for a transport ferry does not read', () => {
-    expectCleanError(ferry(['inspect', 'docker://busybox']), 2, 'docker:');
+    expectCleanError(ferry(['inspect', 'containers-storage:busybox']), 2, 'containers-storage:');
   });
 
   it('1 for a missing file, naming it', () => {

@@ -2,7 +2,8 @@ import {execFileSync} from 'node:child_process';
 import {describe, expect, it} from 'vitest';
 import {UsageError} from '../../src/errors.js';
 import type {AnalyzeResult} from '../../src/ops/analyze/analyze.js';
-import {evaluateCi, junitReport, parseByteSize, parseCiConfig, resolveCiRules} from '../../src/ops/analyze/ci.js';
+import {evaluateCi, junitReport, parseCiConfig, resolveCiRules} from '../../src/ops/analyze/ci.js';
+import {parseByteSize} from '../../src/ops/format.js';
 
 /**
  * The CI gate's reading of dive's settings. Expected values come from dive's and go-humanize's

@@ -35,9 +35,9 @@ function layerSources(image: Image): Record<string, Descriptor> | undefined {
  * Docker ≤24 writes — per-layer `<v1id>/` directories and `<configHex>.json` (docs/formats.md §1).
  */
 export async function writeDockerArchive(entries: readonly ArchiveEntry[], file: string, options: DockerArchiveWriteOptions = {}): Promise<FormatWriteResult> {
-  const {members, images, blobs} = options.layout === 'legacy' ? legacyMembers(entries) : await ociMembers(entries, options);
+  const {members, images, blobs, rewritten} = options.layout === 'legacy' ? legacyMembers(entries) : await ociMembers(entries, options);
   const bytes = await writeTarFile(file, sortMembers(members), options);
-  return {images, blobs, bytes};
+  return {images, blobs, bytes, ...(rewritten ? {rewritten} : {})};
 }
 
 /** `RepoTags`: familiar `name:tag` only (what docker writes; a digest or tag-less name aborts docker load). */
@@ -87,8 +87,8 @@ function manifestJson(items: Iterable<ManifestItem & {names: string[]}>): Buffer
   return Buffer.from(`${JSON.stringify(list)}\n`);
 }
 
-async function ociMembers(entries: readonly ArchiveEntry[], options: FormatWriteOptions): Promise<{members: Member[]; images: number; blobs: number}> {
-  const plan = await planLayout(entries);
+async function ociMembers(entries: readonly ArchiveEntry[], options: FormatWriteOptions): Promise<{members: Member[]; images: number; blobs: number; rewritten: FormatWriteResult['rewritten']}> {
+  const plan = await planLayout(entries, options.manifestFormat ? {manifestFormat: options.manifestFormat} : {});
   const items = new Map<Image, ManifestItem & {names: string[]}>();
   for (const entry of entries) {
     // An artifact has no place in manifest.json (docker cannot use it): the OCI view keeps it.
@@ -104,7 +104,7 @@ async function ociMembers(entries: readonly ArchiveEntry[], options: FormatWrite
   // Docker 25 maps each tag to the hex of the top layer's diffID.
   const repositories = repositoriesJson([...items].map(([image, item]) => ({names: item.names, topId: image.layers.length > 0 ? digestHex(image.layers.at(-1)!.diffId) : undefined})));
   if (repositories) members.push({type: 'file', name: 'repositories', bytes: repositories});
-  return {members, images: plan.images, blobs: plan.blobs.size};
+  return {members, images: plan.images, blobs: plan.blobs.size, rewritten: plan.rewritten};
 }
 
 const EPOCH = '1970-01-01T00:00:00Z';
@@ -121,7 +121,7 @@ function v1Id(chainId: Digest, parent: string | undefined, configDigest: Digest 
   return digestHex(sha256Of(JSON.stringify(body)));
 }
 
-function legacyMembers(entries: readonly ArchiveEntry[]): {members: Member[]; images: number; blobs: number} {
+function legacyMembers(entries: readonly ArchiveEntry[]): {members: Member[]; images: number; blobs: number; rewritten?: FormatWriteResult['rewritten']} {
   const members: Member[] = [];
   /** v1 directory → the regular file holding its layer. */
   const dirs = new Map<string, string>();

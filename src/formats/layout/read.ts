@@ -164,7 +164,7 @@ function isLayerTar(mediaType: string): boolean {
  * config, or an OCI 1.1 artifactType), or a signature/statement whose layers are no layer tars
  * (cosign's simplesigning JSON, in-toto statements). docs/formats.md §3.
  */
-function artifactKind(d: Descriptor, parsed: unknown): ArtifactKind | undefined {
+export function artifactKind(d: Descriptor, parsed: unknown): ArtifactKind | undefined {
   if (d.annotations?.[ANNOTATION_REFERENCE_TYPE] === 'attestation-manifest') return 'attestation';
   if (!isRecord(parsed)) return undefined; // readImage says what is wrong with it
   if (isRecord(parsed.config) && typeof parsed.config.mediaType === 'string' && !IMAGE_CONFIGS.has(parsed.config.mediaType)) return 'artifact';

@@ -1,11 +1,12 @@
 import {FerryError} from '../../errors.js';
 import {openCheckedBlob} from '../../io/blobs/checked-read.js';
 import type {Member, MemberWriteOptions} from '../../io/fs/members.js';
+import {isFetchedLayer} from '../../io/layers/fetch.js';
 import {isScratchLayer} from '../../io/layers/range-layer.js';
 import {isRecord, type Descriptor} from '../../model/descriptor.js';
 import {sha256Of, type Digest} from '../../model/digest.js';
 import {isArtifact, isImageIndex, type ArchiveEntry, type Blob, type Image, type ImageIndex, type Layer, type Node, type RawDocument} from '../../model/image.js';
-import {compressionOfMediaType, isIndexMediaType, isNondistributable, layerMediaType, MediaType, toOciMediaType} from '../../model/media-types.js';
+import {compressionOfMediaType, isIndexMediaType, isNondistributable, layerMediaType, MediaType, toDockerMediaType, toOciMediaType} from '../../model/media-types.js';
 import {tryParseReference} from '../../model/reference.js';
 import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, blobPath} from './read.js';
 
@@ -15,12 +16,31 @@ export interface FormatWriteOptions extends MemberWriteOptions {
   primary?: ReadonlyMap<ArchiveEntry, Image>;
   /** The org.opencontainers.image.ref.name of the one image written, verbatim (a destination's `:REF`). */
   refName?: string;
+  /** Rewrite every manifest and index into this vocabulary (default: keep the source's bytes where they fit). */
+  manifestFormat?: ManifestFormat;
 }
 
 export interface FormatWriteResult {
   images: number;
   blobs: number;
   bytes: number;
+  /** Manifests and indexes whose digest changed on the way (recompression, a platform pick, --manifest-format). */
+  rewritten?: Array<{from: Digest; to: Digest}>;
+  /** The manifest or index the destination now names (a registry reference). */
+  digest?: Digest;
+  /** What an upload sent and what the destination already had (a registry). */
+  uploads?: UploadStats;
+}
+
+export interface UploadStats {
+  /** Bytes sent in blob bodies. */
+  uploadedBytes: number;
+  /** Bytes of blobs the destination already had (HEAD) or mounted from another repository. */
+  skippedBytes: number;
+  uploaded: number;
+  skipped: number;
+  mounted: number;
+  retries: number;
 }
 
 /** `oci-layout` exactly as Docker 25 and skopeo write it (with the space). */
@@ -37,6 +57,8 @@ export function blobMember(name: string, blob: Blob): Member | undefined {
   const source = blob.region;
   if (!source) return {type: 'stream', name, size: blob.descriptor.size, open: () => openCheckedBlob(blob)};
   if (isScratchLayer(blob)) return {type: 'blob', name, size: blob.descriptor.size, source, owned: true};
+  // Fetched and hashed as it arrived (io/layers/fetch.ts): copied as it is, and left for the fetch cache.
+  if (isFetchedLayer(blob)) return {type: 'blob', name, size: blob.descriptor.size, source};
   return {type: 'blob', name, size: blob.descriptor.size, source, verify: {digest: blob.descriptor.digest, what: `${blob.label}: blob`}};
 }
 
@@ -83,21 +105,46 @@ function sameBlobs(listed: unknown, written: readonly Descriptor[]): boolean {
   return listed.every((d, i) => isRecord(d) && d.digest === written[i]!.digest && d.size === written[i]!.size);
 }
 
+/** The manifest vocabulary to write: as the source has it (undefined), or rewritten to one of the two. */
+export type ManifestFormat = 'oci' | 'docker';
+
+function flavourOf(mediaType: string): ManifestFormat | undefined {
+  if (mediaType === MediaType.ociManifest || mediaType === MediaType.ociIndex) return 'oci';
+  if (mediaType === MediaType.dockerManifest || mediaType === MediaType.dockerManifestList) return 'docker';
+  return undefined;
+}
+
+/** A layer's media type in Docker schema2's vocabulary, or an error where it has none (zstd). */
+function dockerLayerMediaType(oci: string, label: string): string {
+  const docker = toDockerMediaType(oci);
+  if (!docker) throw new FerryError('UNSUPPORTED', `${label}: Docker schema2 manifests have no media type for ${oci} (write OCI manifests, or recompress with --compress gzip)`);
+  return docker;
+}
+
 /**
- * The image manifest an OCI layout stores for `image`. The source manifest's exact bytes are kept
- * (its digest survives) when it is an OCI manifest and its config and every layer blob are the ones
- * being written; otherwise an OCI manifest is generated from the model — Docker schema2 manifests
- * become OCI ones (umoci and oci-image-tool read only OCI), recompressed layers get new descriptors.
- * Manifest-level annotations and subject are carried over; a kept layer keeps its urls/annotations.
+ * The image manifest a layout (or a registry) gets for `image`. The source manifest's exact bytes are
+ * kept — its digest survives, Docker schema2 included — when its config and every layer blob are the
+ * ones being written and no other vocabulary is asked for; otherwise a manifest is generated from the
+ * model, OCI by default (umoci and oci-image-tool read only OCI) or Docker schema2 when asked:
+ * recompressed layers get new descriptors, each layer is labelled by what its bytes are, and the
+ * manifest's annotations, subject and artifactType are carried over; a kept layer keeps its urls and
+ * annotations.
  */
-export async function manifestFor(image: Image): Promise<RawDocument> {
+export async function manifestFor(image: Image, format?: ManifestFormat): Promise<RawDocument> {
   const layers: Descriptor[] = [];
   for (const layer of image.layers) layers.push({...pickLayerFields(layer.descriptor), mediaType: await ociLayerMediaType(layer)});
   const config: Descriptor = {mediaType: configMediaType(image.config.mediaType), digest: image.config.digest, size: image.config.bytes.length};
   const source = image.manifest;
   const parsed = source?.parsed;
-  if (source && source.mediaType === MediaType.ociManifest && isRecord(parsed) && isRecord(parsed.config) && parsed.config.digest === config.digest && parsed.config.size === config.size && sameBlobs(parsed.layers, layers)) {
+  const sourceFlavour = source ? flavourOf(source.mediaType) : undefined;
+  if (source && sourceFlavour && (format === undefined || format === sourceFlavour) && isRecord(parsed) && isRecord(parsed.config) && parsed.config.digest === config.digest && parsed.config.size === config.size && sameBlobs(parsed.layers, layers)) {
     return source;
+  }
+  if (format === 'docker') {
+    const out: Record<string, unknown> = {schemaVersion: 2, mediaType: MediaType.dockerManifest};
+    out.config = descriptorJson({...config, mediaType: MediaType.dockerConfig});
+    out.layers = layers.map((l, i) => descriptorJson({...l, mediaType: dockerLayerMediaType(l.mediaType, image.layers[i]!.label)}));
+    return document(out, MediaType.dockerManifest);
   }
   const out: Record<string, unknown> = {schemaVersion: 2, mediaType: MediaType.ociManifest};
   if (isRecord(parsed) && typeof parsed.artifactType === 'string') out.artifactType = parsed.artifactType;
@@ -127,6 +174,10 @@ export interface LayoutPlan {
   blobs: Map<Digest, Member>;
   /** Root descriptor (manifest or index) per entry, in entry order. */
   roots: Array<{entry: ArchiveEntry; descriptor: Descriptor}>;
+  /** The manifests and indexes among the blobs, each after the ones it lists (what a registry needs first). */
+  documents: Array<{digest: Digest; mediaType: string}>;
+  /** Manifests and indexes written with other bytes than the source's (old → new digest). */
+  rewritten: Array<{from: Digest; to: Digest}>;
   /** Image manifests written. */
   images: number;
 }
@@ -135,9 +186,11 @@ export interface LayoutPlan {
  * Resolves every entry to the blobs an OCI layout needs: layers (streamed from their source),
  * configs, manifests and nested indexes (bytes). Shared nodes and blobs are planned once.
  */
-export async function planLayout(entries: readonly ArchiveEntry[]): Promise<LayoutPlan> {
+export async function planLayout(entries: readonly ArchiveEntry[], options: {manifestFormat?: ManifestFormat} = {}): Promise<LayoutPlan> {
   const blobs = new Map<Digest, Member>();
   const written = new Map<Node, Descriptor>();
+  const documents: LayoutPlan['documents'] = [];
+  const rewritten: LayoutPlan['rewritten'] = [];
   let images = 0;
   const putBytes = (doc: {bytes: Buffer; digest: Digest}): void => {
     if (!blobs.has(doc.digest)) blobs.set(doc.digest, {type: 'file', name: blobPath(doc.digest), bytes: doc.bytes});
@@ -163,23 +216,26 @@ export async function planLayout(entries: readonly ArchiveEntry[]): Promise<Layo
         const d = await visit(child.target);
         children.push({...child.descriptor, mediaType: d.mediaType, digest: d.digest, size: d.size});
       }
-      const doc = indexFor(node, children);
+      const doc = indexFor(node, children, options.manifestFormat);
+      if (doc.digest !== node.document.digest) rewritten.push({from: node.document.digest, to: doc.digest});
       putBytes(doc);
       descriptor = {mediaType: doc.mediaType, digest: doc.digest, size: doc.bytes.length};
     } else {
       images++;
       node.layers.forEach(putBlob);
       putBytes(node.config);
-      const doc = await manifestFor(node);
+      const doc = await manifestFor(node, options.manifestFormat);
+      if (node.manifest && doc.digest !== node.manifest.digest) rewritten.push({from: node.manifest.digest, to: doc.digest});
       putBytes(doc);
-      descriptor = {mediaType: MediaType.ociManifest, digest: doc.digest, size: doc.bytes.length};
+      descriptor = {mediaType: doc.mediaType, digest: doc.digest, size: doc.bytes.length};
     }
     written.set(node, descriptor);
+    if (!documents.some((d) => d.digest === descriptor.digest)) documents.push({digest: descriptor.digest, mediaType: descriptor.mediaType});
     return descriptor;
   };
   const roots: LayoutPlan['roots'] = [];
   for (const entry of entries) roots.push({entry, descriptor: await visit(entry.root)});
-  return {blobs, roots, images};
+  return {blobs, roots, documents, rewritten, images};
 }
 
 /**
@@ -188,11 +244,19 @@ export async function planLayout(entries: readonly ArchiveEntry[]): Promise<Layo
  * manifest lists mapped to OCI, child descriptors updated — keeping each child's platform and
  * annotations and the index's own annotations.
  */
-export function indexFor(index: ImageIndex, children: readonly Descriptor[]): RawDocument {
+export function indexFor(index: ImageIndex, children: readonly Descriptor[], format?: ManifestFormat): RawDocument {
   const parsed = index.document.parsed;
-  if (index.document.mediaType === MediaType.ociIndex && isRecord(parsed) && sameBlobs(parsed.manifests, children)) {
+  const sourceFlavour = flavourOf(index.document.mediaType);
+  if (sourceFlavour && (format === undefined || format === sourceFlavour) && isRecord(parsed) && sameBlobs(parsed.manifests, children)) {
     const listed = parsed.manifests as Array<Record<string, unknown>>;
     if (listed.every((d, i) => d.mediaType === children[i]!.mediaType)) return index.document;
+  }
+  if (format === 'docker') {
+    const manifests = children.map((c) => {
+      if (c.mediaType !== MediaType.dockerManifest) throw new FerryError('UNSUPPORTED', `index ${index.document.digest}: a Docker manifest list can only list Docker manifests, not ${c.mediaType}`);
+      return descriptorJson(c);
+    });
+    return document({schemaVersion: 2, mediaType: MediaType.dockerManifestList, manifests}, MediaType.dockerManifestList);
   }
   const out: Record<string, unknown> = {schemaVersion: 2, mediaType: MediaType.ociIndex};
   if (isRecord(parsed) && typeof parsed.artifactType === 'string') out.artifactType = parsed.artifactType;

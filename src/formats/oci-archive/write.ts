@@ -4,7 +4,7 @@ import {layoutMembers, ociLayoutNames, planLayout, type FormatWriteOptions, type
 
 /** An OCI image layout as one tar file (skopeo's and podman's oci-archive), members in name order. */
 export async function writeOciArchive(entries: readonly ArchiveEntry[], file: string, options: FormatWriteOptions = {}): Promise<FormatWriteResult> {
-  const plan = await planLayout(entries);
+  const plan = await planLayout(entries, options.manifestFormat ? {manifestFormat: options.manifestFormat} : {});
   const bytes = await writeTarFile(file, sortMembers(layoutMembers(plan, ociLayoutNames, options.refName)), options);
-  return {images: plan.images, blobs: plan.blobs.size, bytes};
+  return {images: plan.images, blobs: plan.blobs.size, bytes, rewritten: plan.rewritten};
 }

@@ -7,7 +7,7 @@ import {layoutMembers, ociLayoutNames, planLayout, type FormatWriteOptions, type
  * renames into place). Blobs are copied concurrently, each checked against its digest as it streams.
  */
 export async function writeOciDirectory(entries: readonly ArchiveEntry[], dir: string, options: FormatWriteOptions = {}): Promise<FormatWriteResult> {
-  const plan = await planLayout(entries);
+  const plan = await planLayout(entries, options.manifestFormat ? {manifestFormat: options.manifestFormat} : {});
   const bytes = await writeMembersToDirectory(dir, layoutMembers(plan, ociLayoutNames, options.refName), options);
-  return {images: plan.images, blobs: plan.blobs.size, bytes};
+  return {images: plan.images, blobs: plan.blobs.size, bytes, rewritten: plan.rewritten};
 }

@@ -109,6 +109,38 @@ export async function beginStreamedOutput(destination: string, tempDir: string, 
   };
 }
 
+/**
+ * An output that is no file at all (a registry): only scratch space for intermediate files, in
+ * `tempDir`, removed on commit and abort. The writer sends its result elsewhere.
+ */
+export function beginScratchOutput(destination: string, tempDir: string): AtomicOutput {
+  let scratch: string | undefined;
+  const cleanup = async (): Promise<void> => {
+    if (scratch) disposeTemp(scratch);
+    scratch = undefined;
+  };
+  return {
+    destination,
+    tempPath: destination,
+    async scratchDir(): Promise<string> {
+      scratch ??= await makeTempDir(tempDir, 'ferry-work-');
+      return scratch;
+    },
+    commit: cleanup,
+    abort: cleanup,
+  };
+}
+
+/**
+ * Where the blobs of a transfer into `destination` are kept until it is written: beside it, under a
+ * hidden name that is the same on every run (not a temp: a killed run leaves it for the next one to
+ * continue from). Removed once the destination is in place. None for a device or FIFO.
+ */
+export async function transferCacheBeside(destination: string): Promise<string | undefined> {
+  if (await isStreamTarget(destination)) return undefined; // /dev/null has no place beside it for us
+  return path.join(path.dirname(destination), `.${path.basename(destination)}.ferry-pull`);
+}
+
 /** Copies a finished file into a stream, ending it when `end` (a stream the caller keeps, like stdout, is left open). */
 function copyInto(file: string, out: Writable, label: string, end: boolean): Promise<void> {
   return new Promise<void>((resolve, reject) => {

@@ -21,7 +21,7 @@ export class RangeBlob implements Blob {
   }
 
   openCompressed(options: OpenOptions = {}): Readable {
-    return metered(this.region.stream(), options.onBytes);
+    return metered(this.region.stream(options.start ?? 0), options.onBytes);
   }
 }
 

@@ -1,4 +1,5 @@
 import {readFile} from 'node:fs/promises';
+import {parseByteSize} from '../format.js';
 import {ioError, UsageError} from '../../errors.js';
 import type {AnalyzeResult} from './analyze.js';
 
@@ -66,49 +67,7 @@ export function isDisabled(value: string): boolean {
   return v === '' || v === 'disabled' || v === 'off' || v === 'false';
 }
 
-const BYTE_UNITS: Record<string, number> = {
-  b: 1,
-  '': 1,
-  kib: 2 ** 10,
-  kb: 1e3,
-  ki: 2 ** 10,
-  k: 1e3,
-  mib: 2 ** 20,
-  mb: 1e6,
-  mi: 2 ** 20,
-  m: 1e6,
-  gib: 2 ** 30,
-  gb: 1e9,
-  gi: 2 ** 30,
-  g: 1e9,
-  tib: 2 ** 40,
-  tb: 1e12,
-  ti: 2 ** 40,
-  t: 1e12,
-  pib: 2 ** 50,
-  pb: 1e15,
-  pi: 2 ** 50,
-  p: 1e15,
-  eib: 2 ** 60,
-  eb: 1e18,
-  ei: 2 ** 60,
-  e: 1e18,
-};
 
-/**
- * A size as go-humanize's ParseBytes reads it (what dive uses): digits, '.' and ',' (thousands
- * separators, dropped), then an optional unit, case-insensitive, after optional spaces: "20MB" is
- * 20,000,000, "20MiB" 20,971,520, "19Mb" 19,000,000. Undefined when it is not one.
- */
-export function parseByteSize(text: string): number | undefined {
-  const m = /^([\d.,]*)(.*)$/s.exec(text)!;
-  const num = m[1]!.replace(/,/g, '');
-  if (!/^(\d+\.?\d*|\.\d+)$/.test(num)) return undefined;
-  const unit = BYTE_UNITS[m[2]!.trim().toLowerCase()];
-  if (unit === undefined) return undefined;
-  const value = Number(num) * unit;
-  return Number.isFinite(value) ? Math.floor(value) : undefined;
-}
 
 /** Go's strconv.ParseFloat, for the decimal forms people write. */
 function parseRatio(text: string): number | undefined {

@@ -1,0 +1,93 @@
+import {FerryError, UsageError} from '../../errors.js';
+import {parseJson} from '../../model/config.js';
+import {isRecord} from '../../model/descriptor.js';
+import {RegistryClient} from './client.js';
+import {eraseCredential, storeCredential} from './credentials.js';
+import type {RegistryOptions} from './options.js';
+import {parseRegistryRef, type RegistryRef} from './reference.js';
+import {pullScope} from './source.js';
+
+/** A tags/list page is small; one this big is not a registry's answer. */
+const MAX_TAGS_PAGE_BYTES = 16 << 20;
+const MAX_TAGS_PAGES = 10_000;
+
+/** `REPO` or `docker://REPO` (a tag or digest is refused: a repository is listed). */
+export function parseRepository(text: string): RegistryRef {
+  const ref = parseRegistryRef(text);
+  const body = text.replace(/^docker:\/\//, '');
+  if (ref.digest !== undefined || /:[\w][\w.-]*$/.test(body.slice(body.lastIndexOf('/') + 1))) throw new UsageError(`"${text}": name a repository, without a tag or digest`);
+  return ref;
+}
+
+/**
+ * Every tag of a repository (GET /v2/NAME/tags/list), following the `Link: <…>; rel="next"` pages
+ * registries hand out (distribution 2.8 ignores `n`/`last` and answers in one page).
+ */
+export async function listTags(repository: string, options: RegistryOptions): Promise<{repository: string; tags: string[]}> {
+  const ref = parseRepository(repository);
+  const client = new RegistryClient(ref.registry, options);
+  const what = `${ref.registry}/${ref.repository}: tags`;
+  try {
+    const tags: string[] = [];
+    const visited = new Set<string>();
+    let target: string | URL = `/v2/${ref.repository}/tags/list?n=1000`;
+    for (let page = 0; page < MAX_TAGS_PAGES; page++) {
+      const res = await client.request({method: 'GET', target, scopes: [pullScope(ref.repository)], ok: [200], what, followRedirects: true});
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > MAX_TAGS_PAGE_BYTES) {
+          res.body.destroy();
+          throw new FerryError('LIMIT_EXCEEDED', `${what}: a page of the tag list is over ${MAX_TAGS_PAGE_BYTES} bytes`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+      const parsed = parseJson(Buffer.concat(chunks), what);
+      if (!isRecord(parsed) || !(parsed.tags === null || parsed.tags === undefined || (Array.isArray(parsed.tags) && parsed.tags.every((t) => typeof t === 'string')))) {
+        throw new FerryError('REGISTRY', `${what}: the registry's answer has no list of tags`);
+      }
+      tags.push(...((parsed.tags as string[] | null | undefined) ?? []));
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''))?.[1];
+      if (!next) return {repository: `${ref.registry}/${ref.repository}`, tags: [...new Set(tags)]};
+      const url = new URL(next, res.url);
+      if (url.host !== res.url.host) throw new FerryError('REGISTRY', `${what}: the next page is on another host (${url.host}); refused`);
+      if (visited.has(url.toString())) throw new FerryError('REGISTRY', `${what}: the registry's pages loop`);
+      visited.add(url.toString());
+      target = url;
+    }
+    throw new FerryError('REGISTRY', `${what}: more than ${MAX_TAGS_PAGES} pages`);
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * `docker login`: the credentials are checked against the registry (GET /v2/, answering its Basic
+ * or token challenge with them), then stored where docker keeps them. Returns where they went.
+ */
+export async function login(host: string, credential: {username: string; password: string}, options: RegistryOptions): Promise<{registry: string; storedIn: string}> {
+  const registry = registryHost(host);
+  const client = new RegistryClient(registry, {...options, credentials: credential, retries: options.retries ?? 2});
+  try {
+    const res = await client.request({method: 'GET', target: '/v2/', scopes: [], ok: [200], what: `login to ${registry}`});
+    res.body.resume();
+  } finally {
+    client.close();
+  }
+  return {registry, storedIn: await storeCredential(registry, credential, options)};
+}
+
+/** `docker logout`: forgets the host's credential; false when there was none. */
+export function logout(host: string, options: RegistryOptions): Promise<boolean> {
+  return eraseCredential(registryHost(host), options);
+}
+
+/** A registry named as users write it for login: `host[:port]`, a URL, or docker.io. */
+export function registryHost(text: string): string {
+  let host = text.trim();
+  if (/^https?:\/\//.test(host)) host = new URL(host).host;
+  host = host.replace(/\/+$/, '');
+  if (host === '' || host.includes('/') || /\s/.test(host)) throw new UsageError(`"${text}": name a registry host, like registry.example:5000`);
+  return host === 'index.docker.io' || host === 'registry-1.docker.io' ? 'docker.io' : host;
+}

@@ -1,0 +1,52 @@
+import {UsageError} from '../../errors.js';
+import type {Transport} from '../types.js';
+import {RegistryClient} from './client.js';
+import {DEFAULT_JOBS} from './options.js';
+import {pushEntries} from './push.js';
+import {formatRegistryRef, parseRegistryRef} from './reference.js';
+import {readRegistry} from './source.js';
+
+/**
+ * `docker://[HOST[:PORT]/]REPO[:TAG|@DIGEST]` — an image in a registry (the OCI distribution API),
+ * read as a source (manifests and configs at once, layers on demand) and written as a destination
+ * (a push: blobs, then manifests children first, then the tag). docs/registries.md.
+ */
+export const docker: Transport = {
+  name: 'docker',
+  usage: 'docker://[HOST[:PORT]/]REPO[:TAG|@DIGEST]',
+  parse(rest, text) {
+    if (!rest.startsWith('//')) throw new UsageError(`"${text}": a registry reference is written docker://[HOST/]REPO[:TAG|@DIGEST]`);
+    const ref = parseRegistryRef(`docker:${rest}`);
+    return {transport: 'docker', path: formatRegistryRef(ref), text};
+  },
+  remote: {
+    async read(ref, options) {
+      const registryRef = parseRegistryRef(`docker://${ref.path}`);
+      const client = new RegistryClient(registryRef.registry, options.settings.registry);
+      try {
+        const result = await readRegistry(registryRef, client, {limits: options.settings.limits, jobs: options.settings.registry.jobs ?? DEFAULT_JOBS, ...(options.referrers ? {referrers: true} : {})});
+        return {...result, close: async () => client.close()};
+      } catch (e) {
+        client.close();
+        throw e;
+      }
+    },
+  },
+  writer: (ref, options) => ({
+    format: 'docker',
+    output: 'remote',
+    indexes: 'keep',
+    // A registry stores any blob; what its pullers load as it is: gzip, zstd and plain tars.
+    accepts: (c) => c === 'none' || c === 'gzip' || c === 'zstd',
+    async write(entries, _target, o) {
+      const registryRef = parseRegistryRef(`docker://${ref.path}`);
+      const registry = options.registry ?? {};
+      const client = new RegistryClient(registryRef.registry, registry);
+      try {
+        return await pushEntries(entries, registryRef, client, {registry, ...(o.manifestFormat ? {manifestFormat: o.manifestFormat} : {}), ...(o.onBytes ? {onBytes: o.onBytes} : {}), ...(o.signal ? {signal: o.signal} : {})});
+      } finally {
+        client.close();
+      }
+    },
+  }),
+};
