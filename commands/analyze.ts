@@ -8,6 +8,7 @@ import {writeReport} from '../src/ops/analyze/output.js';
 import {renderAnalysis, renderCi} from '../src/ops/analyze/render.js';
 import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 
 /** dive reads `.dive-ci` from the working directory when CI runs and --ci-config is not given. */
@@ -28,9 +29,10 @@ export default class Analyze extends FerryCommand {
     '<%= config.bin %> analyze app.tar --ci --lowest-efficiency 0.95 --highest-wasted-bytes 20MB --junit analyze.xml',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
   };
   static override flags = {
+    ...daemonFlags,
     ...registryFlags,
     image: Flags.string({description: 'The image to analyze (name, image ID or manifest digest) when the archive holds several.'}),
     platform: Flags.string({description: 'Pick this os/arch[/variant] from a multi-platform index.'}),

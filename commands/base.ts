@@ -2,7 +2,8 @@ import {Command, Errors, Flags, type Interfaces} from '@oclif/core';
 import {describeError, EXIT_CODES, exitCodeFor, FerryError, ioError, printable} from '../src/errors.js';
 import {resolveSettings, type Settings} from '../src/settings.js';
 import {installSignalCleanup} from './cleanup.js';
-import {debugRequested, settingsFromEnvironment} from './environment.js';
+import type {DaemonFlagValues} from './daemon-flags.js';
+import {daemonFromEnvironment, debugRequested, settingsFromEnvironment} from './environment.js';
 import {registryOptions, type RegistryFlagValues} from './registry-flags.js';
 
 /**
@@ -87,6 +88,7 @@ export abstract class FerryCommand extends Command {
     this.#quiet = (result.flags as {quiet?: boolean}).quiet === true;
     // A command that spreads registryFlags reaches registries the way its flags and the environment say.
     if ('tls-verify' in result.flags) this.useRegistry(result.flags as unknown as RegistryFlagValues);
+    if ('podman' in result.flags) this.settings = {...this.settings, daemon: daemonFromEnvironment(process.env, result.flags as unknown as DaemonFlagValues)};
     return result;
   }
 

@@ -4,6 +4,7 @@ import {parsePlatform} from '../src/model/platform.js';
 import {rawConfig} from '../src/ops/raw.js';
 import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 
 export default class Config extends FerryCommand {
@@ -15,9 +16,10 @@ export default class Config extends FerryCommand {
   ].join('\n');
   static override examples = ['<%= config.bin %> config image.tar | jq .config.Env', '<%= config.bin %> config image.tar | sha256sum'];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
   };
   static override flags = {
+    ...daemonFlags,
     ...registryFlags,
     image: Flags.string({description: 'The image (name, image ID or manifest digest) when the archive holds several.'}),
     platform: Flags.string({description: 'Pick this os/arch[/variant] from a multi-platform index.'}),

@@ -5,6 +5,7 @@ import {convertArchive, type ConvertSummary} from '../src/ops/convert.js';
 import {describeDestination, humanSize} from '../src/ops/format.js';
 import {parseDestination} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {daemonFlags} from './daemon-flags.js';
 import {registryFlags, transferFlags} from './registry-flags.js';
 import {progressFor} from './progress.js';
 
@@ -24,10 +25,11 @@ export default class Convert extends FerryCommand {
     '<%= config.bin %> convert docker://registry.example/app:1.2 oci:./app',
   ];
   static override args = {
-    source: Args.string({description: 'Archive to read: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
-    destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH, oci:DIR or docker://REF (PATH - is stdout for the tar forms)', required: true}),
+    source: Args.string({description: 'Archive to read: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
+    destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH, oci:DIR, docker://REF or docker-daemon:[NAME] (PATH - is stdout for the tar forms)', required: true}),
   };
   static override flags = {
+    ...daemonFlags,
     ...registryFlags,
     image: Flags.string({description: 'Convert only images matching this name, image ID or manifest digest (repeatable; default all).', multiple: true, multipleNonGreedy: true}),
     tag: Flags.string({description: 'Name the output image (repeatable; only when one image is converted). Replaces its names.', multiple: true, multipleNonGreedy: true}),

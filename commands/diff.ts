@@ -4,6 +4,7 @@ import {parsePlatform} from '../src/model/platform.js';
 import {diffArchives, renderDiff, type DiffResult} from '../src/ops/diff.js';
 import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 
 export default class Diff extends FerryCommand {
@@ -20,10 +21,11 @@ export default class Diff extends FerryCommand {
     '<%= config.bin %> diff --json a.tar b.tar | jq ".files[] | select(.change == \\"modified\\") | .path"',
   ];
   static override args = {
-    a: Args.string({description: 'Image A: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
+    a: Args.string({description: 'Image A: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
     b: Args.string({description: 'Image B (omit to compare two --image of A)', required: false}),
   };
   static override flags = {
+    ...daemonFlags,
     ...registryFlags,
     image: Flags.string({description: 'Which image: once for both sources, twice for A then B (with one source: required twice).', multiple: true, multipleNonGreedy: true}),
     platform: Flags.string({description: 'Pick this os/arch[/variant] from multi-platform indexes.'}),

@@ -1,7 +1,9 @@
+import {createHash} from 'node:crypto';
+import {existsSync, readFileSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {UsageError} from '../src/errors.js';
-import type {Limits, RegistryOptions, SettingsInput} from '../src/settings.js';
+import {DEFAULT_DAEMON_HOST, type DaemonOptions, type Limits, type RegistryOptions, type SettingsInput} from '../src/settings.js';
 
 /**
  * The only place ferry reads its environment variables (docs/limits.md lists them all): each is
@@ -61,4 +63,57 @@ export function registryFromEnvironment(env: NodeJS.ProcessEnv): RegistryOptions
     stateDir: env.FERRY_STATE_DIR || path.join(env.XDG_STATE_HOME || path.join(home, '.local', 'state'), 'ferry'),
     helperEnv: env,
   };
+}
+
+function readJson(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** DOCKER_TLS_VERIFY / DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem), as the docker CLI reads them. */
+function dockerTls(env: NodeJS.ProcessEnv, home: string, dir?: string): NonNullable<DaemonOptions['tls']> {
+  const certs = dir ?? env.DOCKER_CERT_PATH ?? path.join(env.DOCKER_CONFIG || path.join(home, '.docker'));
+  const file = (name: string): string | undefined => (existsSync(path.join(certs, name)) ? path.join(certs, name) : undefined);
+  const ca = file('ca.pem');
+  const cert = file('cert.pem');
+  const key = file('key.pem');
+  return {verify: env.DOCKER_TLS_VERIFY !== undefined && env.DOCKER_TLS_VERIFY !== '' && env.DOCKER_TLS_VERIFY !== '0', ...(ca ? {ca} : {}), ...(cert ? {cert} : {}), ...(key ? {key} : {})};
+}
+
+/**
+ * Which daemon docker-daemon: reaches, chosen as the docker CLI does: --host, DOCKER_HOST, the
+ * current context (DOCKER_CONTEXT, else config.json's currentContext: its endpoint from
+ * contexts/meta/<sha256 of the name>/meta.json), else /var/run/docker.sock. With --podman:
+ * CONTAINER_HOST, else the rootless socket under $XDG_RUNTIME_DIR, else /run/podman/podman.sock.
+ */
+export function daemonFromEnvironment(env: NodeJS.ProcessEnv, flags: {host?: string | undefined; podman?: boolean}): DaemonOptions {
+  const home = env.HOME || os.homedir();
+  if (flags.host) return {host: flags.host, chosenBy: '--host'};
+  if (flags.podman) {
+    if (env.CONTAINER_HOST) return {host: env.CONTAINER_HOST, chosenBy: 'CONTAINER_HOST'};
+    const rootless = env.XDG_RUNTIME_DIR ? path.join(env.XDG_RUNTIME_DIR, 'podman', 'podman.sock') : undefined;
+    const rootful = '/run/podman/podman.sock';
+    if (rootless && (existsSync(rootless) || !existsSync(rootful))) return {host: `unix://${rootless}`, chosenBy: '--podman ($XDG_RUNTIME_DIR)'};
+    return {host: `unix://${rootful}`, chosenBy: '--podman'};
+  }
+  if (env.DOCKER_HOST) {
+    const tls = env.DOCKER_HOST.startsWith('tcp://') && env.DOCKER_TLS_VERIFY ? {tls: dockerTls(env, home)} : {};
+    return {host: env.DOCKER_HOST, chosenBy: 'DOCKER_HOST', ...tls};
+  }
+  const configDir = env.DOCKER_CONFIG || path.join(home, '.docker');
+  const config = readJson(path.join(configDir, 'config.json')) as {currentContext?: unknown} | undefined;
+  const context = env.DOCKER_CONTEXT || (typeof config?.currentContext === 'string' ? config.currentContext : undefined);
+  if (context && context !== 'default') {
+    const hash = createHash('sha256').update(context).digest('hex');
+    const meta = readJson(path.join(configDir, 'contexts', 'meta', hash, 'meta.json')) as {Endpoints?: {docker?: {Host?: unknown; SkipTLSVerify?: unknown}}} | undefined;
+    const endpoint = meta?.Endpoints?.docker;
+    if (typeof endpoint?.Host !== 'string') throw new UsageError(`docker context "${context}" (${env.DOCKER_CONTEXT ? 'DOCKER_CONTEXT' : `${configDir}/config.json`}) is not in ${configDir}/contexts or names no docker endpoint`);
+    const tlsDir = path.join(configDir, 'contexts', 'tls', hash, 'docker');
+    const tls = endpoint.Host.startsWith('tcp://') && existsSync(tlsDir) ? {tls: {...dockerTls(env, home, tlsDir), verify: endpoint.SkipTLSVerify !== true}} : {};
+    return {host: endpoint.Host, chosenBy: `docker context ${context}`, ...tls};
+  }
+  return {host: DEFAULT_DAEMON_HOST, chosenBy: 'the default'};
 }

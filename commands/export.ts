@@ -4,6 +4,7 @@ import {humanSize} from '../src/ops/format.js';
 import {openArchive} from '../src/transports/table.js';
 import {parsePlatform} from '../src/model/platform.js';
 import {FerryCommand} from './base.js';
+import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 import {progressFor} from './progress.js';
 
@@ -16,10 +17,11 @@ export default class Export extends FerryCommand {
     '<%= config.bin %> export --image app:1 oci:./layout - | tar -t',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
     destination: Args.string({description: 'Tar file to write, or - for stdout', required: true}),
   };
   static override flags = {
+    ...daemonFlags,
     ...registryFlags,
     image: Flags.string({description: 'The image to export (name, image ID or manifest digest) when the archive holds several.'}),
     platform: Flags.string({description: 'The os/arch[/variant] of a multi-platform image (default: this machine\'s).'}),

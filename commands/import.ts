@@ -4,6 +4,7 @@ import {humanSize} from '../src/ops/format.js';
 import {importRootfs} from '../src/ops/import.js';
 import {parseDestination} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 
 export default class Import extends FerryCommand {
@@ -20,9 +21,10 @@ export default class Import extends FerryCommand {
   ];
   static override args = {
     rootfs: Args.string({description: 'Rootfs tar (plain or compressed), or - for stdin', required: true}),
-    destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH, oci:DIR or docker://REF (PATH - is stdout for the tar forms)', required: true}),
+    destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH, oci:DIR, docker://REF or docker-daemon:[NAME] (PATH - is stdout for the tar forms)', required: true}),
   };
   static override flags = {
+    ...daemonFlags,
     ...registryFlags,
     tag: Flags.string({description: 'Name of the image (repeatable).', multiple: true, multipleNonGreedy: true, required: true}),
     change: Flags.string({char: 'c', description: 'Apply a Dockerfile instruction to the config (repeatable).', multiple: true, multipleNonGreedy: true}),

@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core';
 import {inspectArchive, renderInspect, type InspectResult} from '../src/ops/inspect.js';
 import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 
 export default class Inspect extends FerryCommand {
@@ -14,9 +15,10 @@ export default class Inspect extends FerryCommand {
     'docker save img | <%= config.bin %> inspect -',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
   };
   static override flags = {
+    ...daemonFlags,
     ...registryFlags,
     // Non-greedy: `--image a SOURCE` must leave SOURCE to the argument (repeat the flag for more).
     image: Flags.string({description: 'Only images matching this name, image ID or manifest digest (repeatable).', multiple: true, multipleNonGreedy: true}),

@@ -3,6 +3,7 @@ import {listImage, renderListing, type ListedEntry} from '../src/ops/ls.js';
 import {openArchive} from '../src/transports/table.js';
 import {parsePlatform} from '../src/model/platform.js';
 import {FerryCommand} from './base.js';
+import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 
 export default class Ls extends FerryCommand {
@@ -19,10 +20,11 @@ export default class Ls extends FerryCommand {
     '<%= config.bin %> ls --json image.tar /usr/bin | jq -r ".[].path"',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
     path: Args.string({description: 'Only this path (and what is below it)', required: false}),
   };
   static override flags = {
+    ...daemonFlags,
     ...registryFlags,
     image: Flags.string({description: 'The image to list (name, image ID or manifest digest) when the archive holds several.'}),
     platform: Flags.string({description: 'The os/arch[/variant] of a multi-platform image (default: this machine\'s).'}),

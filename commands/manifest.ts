@@ -4,6 +4,7 @@ import {parsePlatform} from '../src/model/platform.js';
 import {rawManifest} from '../src/ops/raw.js';
 import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 
 export default class Manifest extends FerryCommand {
@@ -20,9 +21,10 @@ export default class Manifest extends FerryCommand {
     '<%= config.bin %> manifest --image app:1 all.tar',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
   };
   static override flags = {
+    ...daemonFlags,
     ...registryFlags,
     image: Flags.string({description: 'The image or index (name, image ID, manifest or index digest) when the archive holds several.'}),
     platform: Flags.string({description: 'Print the manifest of this os/arch[/variant] instead of the index.'}),

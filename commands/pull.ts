@@ -2,9 +2,10 @@ import {Args, Flags} from '@oclif/core';
 import {UsageError} from '../src/errors.js';
 import {parsePlatform} from '../src/model/platform.js';
 import {describeDestination, humanSize} from '../src/ops/format.js';
-import {pullDestination, pullImages, type PullSummary} from '../src/ops/registry.js';
+import {archiveDestination, pullImages, type PullSummary} from '../src/ops/registry.js';
 import {parseDestination} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {daemonFlags} from './daemon-flags.js';
 import {progressFor} from './progress.js';
 import {registryFlags, transferFlags} from './registry-flags.js';
 
@@ -27,6 +28,7 @@ export default class Pull extends FerryCommand {
     destination: Args.string({description: 'PATH (a docker-archive), or docker-archive:PATH, oci-archive:PATH, oci:DIR (PATH - is stdout for the tar forms)', required: true}),
   };
   static override flags = {
+    ...daemonFlags,
     ...registryFlags,
     ...transferFlags,
     platform: Flags.string({description: 'Keep only this os/arch[/variant] of multi-platform images (repeatable: a new index of those platforms).', multiple: true, multipleNonGreedy: true}),
@@ -42,7 +44,7 @@ export default class Pull extends FerryCommand {
     const refs = positional.slice(0, -1);
     const destination = positional.at(-1)!;
     const json = this.jsonEnabled();
-    const dest = parseDestination(pullDestination(destination));
+    const dest = parseDestination(archiveDestination(destination));
     if (json && dest.path === '-') throw new UsageError('--json prints to stdout, which already carries the archive (DEST -)');
     const summary = await pullImages(refs, destination, {
       platforms: (flags.platform ?? []).map(parsePlatform),

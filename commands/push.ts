@@ -4,6 +4,7 @@ import {parsePlatform} from '../src/model/platform.js';
 import {humanSize} from '../src/ops/format.js';
 import {pushImages, type PushSummary} from '../src/ops/registry.js';
 import {FerryCommand} from './base.js';
+import {daemonFlags} from './daemon-flags.js';
 import {progressFor} from './progress.js';
 import {chunkSizeFlag, registryFlags, transferFlags} from './registry-flags.js';
 
@@ -26,6 +27,7 @@ export default class Push extends FerryCommand {
     ref: Args.string({description: 'Where: [docker://]HOST[:PORT]/REPO[:TAG|@DIGEST], or with --all HOST[:PORT][/PREFIX]', required: true}),
   };
   static override flags = {
+    ...daemonFlags,
     ...registryFlags,
     ...transferFlags,
     ...chunkSizeFlag,

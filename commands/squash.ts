@@ -4,6 +4,7 @@ import {squashToArchive} from '../src/ops/squash.js';
 import {openArchive, parseDestination} from '../src/transports/table.js';
 import {parsePlatform} from '../src/model/platform.js';
 import {FerryCommand} from './base.js';
+import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 import {progressFor} from './progress.js';
 
@@ -20,10 +21,11 @@ export default class Squash extends FerryCommand {
     '<%= config.bin %> squash app.tar oci:./app --from-layer 3 --tag app:slim',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
-    destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH, oci:DIR or docker://REF (PATH - is stdout for the tar forms)', required: true}),
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
+    destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH, oci:DIR, docker://REF or docker-daemon:[NAME] (PATH - is stdout for the tar forms)', required: true}),
   };
   static override flags = {
+    ...daemonFlags,
     ...registryFlags,
     'from-layer': Flags.integer({description: 'First layer to merge (0 = base, the default: merge all).', default: 0, min: 0}),
     image: Flags.string({description: 'The image to squash (name, image ID or manifest digest) when the archive holds several.'}),

@@ -3,6 +3,7 @@ import {humanSize} from '../src/ops/format.js';
 import {verifyArchive, type VerifyResult} from '../src/ops/verify.js';
 import {openArchive} from '../src/transports/table.js';
 import {FerryCommand} from './base.js';
+import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 import {progressFor} from './progress.js';
 
@@ -11,8 +12,9 @@ export default class Verify extends FerryCommand {
   static override enableJsonFlag = true;
   static override examples = ['<%= config.bin %> verify image.tar', '<%= config.bin %> verify --json oci:./layout'];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, or docker://REF', required: true}),
+    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
   };  static override flags = {
+    ...daemonFlags,
     ...registryFlags,
   };
 

@@ -20,7 +20,8 @@ export type FerryErrorCode =
   | 'INTERRUPTED'
   | 'VERIFY_FAILED'
   | 'AUTH'
-  | 'REGISTRY';
+  | 'REGISTRY'
+  | 'DAEMON';
 
 export class FerryError extends Error {
   override name = 'FerryError';
@@ -98,6 +99,7 @@ export const EXIT_CODES: Readonly<Record<FerryErrorCode, number>> = {
   VERIFY_FAILED: 1,
   AUTH: 1,
   REGISTRY: 1,
+  DAEMON: 1,
 };
 
 /** 128 + signal number, as shells report a process a signal stopped. */

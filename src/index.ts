@@ -42,7 +42,7 @@ export {CI_DEFAULTS, evaluateCi, junitReport, loadCiConfig, parseCiConfig, resol
 export {diffArchives, diffImages, renderDiff, type ConfigDiff, type DiffOptions, type DiffResult, type DiffSelectOptions, type DiffSide, type FieldChange, type FileChange, type FileDifference, type FileState, type HistoryChange, type ValueChange} from './ops/diff.js';
 export {rawConfig, rawManifest, type RawOptions, type RawResult} from './ops/raw.js';
 
-export {pullImages, pushImages, listTags, login, logout, registrySource, pullDestination, type PullSummary, type PushOptions, type PushSummary, type RegistryTransferOptions, type TransferItem} from './ops/registry.js';
+export {pullImages, pushImages, listTags, login, logout, registrySource, archiveDestination, type PullSummary, type PushOptions, type PushSummary, type RegistryTransferOptions, type TransferItem} from './ops/registry.js';
 export type {TransferSummary} from './ops/write-archive.js';
 export type {RegistryOptions} from './settings.js';
 export {RegistryClient, type ApiRequest, type ApiResponse} from './transports/docker/client.js';

@@ -20,6 +20,8 @@ export interface Settings {
   limits: Limits;
   /** How registries are reached (docker:// sources and destinations). */
   registry: RegistryOptions;
+  /** Which daemon docker-daemon: means (a Docker Engine API endpoint: dockerd or the podman service). */
+  daemon: DaemonOptions;
   /** Where spooled input and scratch files go when they cannot sit beside the destination. */
   tempDir: string;
   /** Worker threads for hashing and compressing (0: everything on the calling thread). */
@@ -66,6 +68,21 @@ export interface RegistryOptions {
   onRetry?: (message: string) => void;
 }
 
+/**
+ * A Docker Engine API endpoint. The CLI picks it the way the docker CLI does (--host, DOCKER_HOST,
+ * the current docker context, /var/run/docker.sock) or podman's (--podman, CONTAINER_HOST).
+ */
+export interface DaemonOptions {
+  /** `unix:///path/to.sock`, `tcp://host:port` (or `ssh://` — not supported). */
+  host: string;
+  /** What chose the host, for errors ("DOCKER_HOST", "--host", "docker context prod", "the default"). */
+  chosenBy?: string;
+  /** tcp:// with TLS: files of the CA, client certificate and key (DOCKER_CERT_PATH), and whether to verify. */
+  tls?: {ca?: string; cert?: string; key?: string; verify: boolean};
+}
+
+export const DEFAULT_DAEMON_HOST = 'unix:///var/run/docker.sock';
+
 export const DEFAULT_LIMITS: Readonly<Limits> = {
   maxJsonBytes: 16 * 1024 * 1024,
   maxRatio: 2000,
@@ -81,6 +98,7 @@ export interface SettingsInput {
   tempDir?: string;
   workers?: number;
   registry?: RegistryOptions;
+  daemon?: DaemonOptions;
 }
 
 /** Fills in defaults and checks every value (a bad one is a usage error naming it). */
@@ -91,5 +109,5 @@ export function resolveSettings(input: SettingsInput = {}): Settings {
   }
   const workers = input.workers ?? os.availableParallelism();
   if (!Number.isInteger(workers) || workers < 0) throw new UsageError(`workers must be a whole number ≥ 0, got ${String(workers)}`);
-  return {limits, tempDir: input.tempDir ?? os.tmpdir(), workers, registry: input.registry ?? {}};
+  return {limits, tempDir: input.tempDir ?? os.tmpdir(), workers, registry: input.registry ?? {}, daemon: input.daemon ?? {host: DEFAULT_DAEMON_HOST}};
 }

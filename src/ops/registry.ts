@@ -50,8 +50,8 @@ export function registrySource(text: string): string {
   return withPrefix;
 }
 
-/** A pull's DEST: a transport reference, or a path meaning docker-archive:PATH (what every consumer loads). */
-export function pullDestination(text: string): string {
+/** A pull's or save's DEST: a transport reference, or a path meaning docker-archive:PATH (what every consumer loads). */
+export function archiveDestination(text: string): string {
   return parseTransportRef(text).transport === undefined ? `docker-archive:${text}` : text;
 }
 
@@ -91,7 +91,7 @@ function failure(items: readonly TransferItem[]): FerryError | undefined {
 export async function pullImages(refs: readonly string[], destination: string, options: RegistryTransferOptions = {}): Promise<PullSummary> {
   if (refs.length === 0) throw new UsageError('name at least one image to pull');
   const sources = refs.map(registrySource);
-  const dest = pullDestination(destination);
+  const dest = archiveDestination(destination);
   parseDestination(dest);
   const {settings, retries} = withRunState(options);
   const items: TransferItem[] = [];

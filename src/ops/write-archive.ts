@@ -64,6 +64,8 @@ export interface WriteSummary {
   rewritten: Array<{from: string; to: string}>;
   /** Bytes moved over the network and bytes that did not need to be. */
   transfer?: TransferSummary;
+  /** What a daemon said it loaded (docker-daemon: destinations). */
+  loaded?: string[];
 }
 
 export interface TransferSummary {
@@ -91,7 +93,8 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   if (options.dockerLayout !== undefined && dest.transport !== 'docker-archive') throw new UsageError(`--docker-layout applies to docker-archive: destinations, not ${dest.transport}:`);
   if (options.compress !== undefined && !['keep', 'gzip', 'zstd', 'none'].includes(options.compress)) throw new UsageError(`invalid compression "${options.compress}": expected keep, gzip, zstd or none`);
   const settings = resolveSettings(options.settings);
-  const writer = writerFor(dest, {...(options.dockerLayout ? {dockerLayout: options.dockerLayout} : {}), registry: settings.registry});
+  const writer = writerFor(dest, {...(options.dockerLayout ? {dockerLayout: options.dockerLayout} : {}), registry: settings.registry, daemon: settings.daemon});
+  await writer.prepare?.();
   const note = options.note ?? ((): void => {});
   if (entries.length === 0) throw new FerryError('NOT_FOUND', 'nothing to write: no image selected');
   const remote = writer.output === 'remote';
@@ -141,7 +144,7 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
     cache = fetching.cache;
     const {entries: planned, primary} = fetching;
     const jobs = await planRecompression(planned, writer, want, note);
-    if (options.keepDigests && !options.manifestFormat) refuseImplicitRewrites(planned, writer, jobs, options.dockerLayout);
+    if (options.keepDigests && !options.manifestFormat && writer.keepsManifests !== false) refuseImplicitRewrites(planned, writer, jobs, options.dockerLayout);
     const checked = await repairs(planned, want, jobs, settings, note);
     // A recompressed blob loses whatever followed its compressed stream (a repair): not refused there.
     const layers = allImages(planned).flatMap((image) => image.layers).filter((l) => !checked.has(l.descriptor.digest));
@@ -169,7 +172,7 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
     const rewritten = result.rewritten ?? [];
     for (const {from, to} of rewritten) note(`manifest ${from} → ${to}`);
     const transfer = fetching.stats || result.uploads ? transferSummary(fetching.stats, result.uploads) : undefined;
-    return {format: writer.format, path: dest.path, images: result.images, blobs: result.blobs, bytes: result.bytes, rewritten, ...(result.digest ? {digest: result.digest} : {}), ...(transfer ? {transfer} : {})};
+    return {format: writer.format, path: dest.path, images: result.images, blobs: result.blobs, bytes: result.bytes, rewritten, ...(result.digest ? {digest: result.digest} : {}), ...(transfer ? {transfer} : {}), ...(result.loaded ? {loaded: result.loaded} : {})};
   } catch (e) {
     progress.stop();
     await output.abort();

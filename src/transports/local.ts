@@ -1,6 +1,7 @@
 import {FerryError} from '../errors.js';
 import {DirTree, TarTree} from '../io/fs/file-tree.js';
-import {openInput} from '../io/fs/input.js';
+import type {Readable} from 'node:stream';
+import {openInput, spoolStream, type OpenedInput} from '../io/fs/input.js';
 import type {LocalSource, ReadOptions, TransportRef} from './types.js';
 
 /**
@@ -10,7 +11,15 @@ import type {LocalSource, ReadOptions, TransportRef} from './types.js';
  */
 export async function openLocal(path: string, options: ReadOptions, how: {index?: boolean} = {}): Promise<LocalSource> {
   const input = await openInput(path, {settings: options.settings, stdin: options.stdin});
-  const label = path === '-' ? 'stdin' : path;
+  return indexInput(input, path === '-' ? 'stdin' : path, how);
+}
+
+/** A stream read once into a temp file and indexed like a local tar (a daemon's save). */
+export async function openStream(stream: Readable, label: string, options: ReadOptions): Promise<LocalSource> {
+  return indexInput(await spoolStream(stream, label, options.settings), label, {});
+}
+
+async function indexInput(input: OpenedInput, label: string, how: {index?: boolean}): Promise<LocalSource> {
   try {
     if (input.kind === 'dir') return {input, tree: await DirTree.open(input.path), label};
     if (how.index === false) return {input, tree: undefined, label};

@@ -8,6 +8,7 @@ import {resolveSettings, type SettingsInput} from '../settings.js';
 import {dir} from './dir/index.js';
 import {docker} from './docker/index.js';
 import {dockerArchive} from './docker-archive/index.js';
+import {dockerDaemon} from './docker-daemon/index.js';
 import {openLocal} from './local.js';
 import {oci} from './oci/index.js';
 import {ociArchive} from './oci-archive/index.js';
@@ -21,10 +22,10 @@ import type {ArchiveWriter, LocalSource, ReadOptions, Transport, TransportRef, W
  * (manifest.json), then an OCI layout (oci for a directory, oci-archive for a tar), then rootfs for
  * any other tar. A remote row (docker://) is only ever named.
  */
-export const TRANSPORTS: readonly Transport[] = [dir, dockerArchive, ociArchive, oci, rootfs, docker];
+export const TRANSPORTS: readonly Transport[] = [dir, dockerArchive, ociArchive, oci, rootfs, docker, dockerDaemon];
 
 /** Prefixes of other tools' transports ferry does not read: named in the error instead of read as a path. */
-const FOREIGN = ['containers-storage', 'docker-daemon', 'ostree', 'sif', 'tarball'];
+const FOREIGN = ['containers-storage', 'ostree', 'sif', 'tarball'];
 
 function transportNamed(name: string): Transport | undefined {
   return TRANSPORTS.find((t) => t.name === name);
@@ -90,13 +91,9 @@ export async function openArchive(source: string, options: OpenArchiveOptions = 
   const readOptions: ReadOptions & {platform?: Platform} = {settings, stdin: options.stdin, ...(options.platform ? {platform: options.platform} : {}), ...(options.referrers ? {referrers: true} : {})};
   const explicit = ref.transport === undefined ? undefined : transportNamed(ref.transport);
   if (explicit?.remote) {
+    // A remote source answers with exactly the image named: nothing for narrow() to pick.
     const result = await explicit.remote.read(ref, readOptions);
-    try {
-      return {format: explicit.name as Archive['format'], location: ref.path, ...narrow(result, ref), close: result.close, [Symbol.asyncDispose]: result.close};
-    } catch (e) {
-      await result.close();
-      throw e;
-    }
+    return {format: explicit.name as Archive['format'], location: ref.path, ...result, close: result.close, [Symbol.asyncDispose]: result.close};
   }
   if (explicit && !explicit.local) throw new UsageError(`"${source}": ${explicit.name}: cannot be read`);
   const local = await openLocal(ref.path, readOptions, {index: !(explicit?.local?.accepts === 'file' && !explicit.local.detect)});

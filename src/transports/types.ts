@@ -6,7 +6,7 @@ import type {OpenedInput} from '../io/fs/input.js';
 import type {ArchiveEntry, ReadResult} from '../model/image.js';
 import type {Compression} from '../model/media-types.js';
 import type {Platform} from '../model/platform.js';
-import type {RegistryOptions, Settings} from '../settings.js';
+import type {DaemonOptions, RegistryOptions, Settings} from '../settings.js';
 
 /**
  * A parsed transport reference (containers/image's grammar, which skopeo users already type):
@@ -54,6 +54,10 @@ export interface ArchiveWriter {
   indexes: IndexPolicy;
   /** Layer compressions every consumer of this form loads as they are (docs/formats.md §9). */
   accepts(compression: Compression): boolean;
+  /** False for a destination that keeps no manifest bytes at all (a daemon): keepDigests has nothing to keep there. */
+  keepsManifests?: boolean;
+  /** Learns what the destination takes before anything is planned (a daemon's API version); indexes and accepts may change. */
+  prepare?(): Promise<void>;
   write(entries: readonly ArchiveEntry[], target: string, options: FormatWriteOptions): Promise<FormatWriteResult>;
 }
 
@@ -62,6 +66,8 @@ export interface WriterOptions {
   dockerLayout?: 'oci' | 'legacy';
   /** docker://: how the registry is reached. */
   registry?: RegistryOptions;
+  /** docker-daemon:: which daemon. */
+  daemon?: DaemonOptions;
 }
 
 /**

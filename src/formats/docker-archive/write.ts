@@ -35,9 +35,14 @@ function layerSources(image: Image): Record<string, Descriptor> | undefined {
  * Docker ≤24 writes — per-layer `<v1id>/` directories and `<configHex>.json` (docs/formats.md §1).
  */
 export async function writeDockerArchive(entries: readonly ArchiveEntry[], file: string, options: DockerArchiveWriteOptions = {}): Promise<FormatWriteResult> {
+  const {members, result} = await dockerArchiveMembers(entries, options);
+  return {...result, bytes: await writeTarFile(file, members, options)};
+}
+
+/** The members of a docker save archive, in the order they are written (a streamed load sends them so). */
+export async function dockerArchiveMembers(entries: readonly ArchiveEntry[], options: DockerArchiveWriteOptions = {}): Promise<{members: Member[]; result: Omit<FormatWriteResult, 'bytes'>}> {
   const {members, images, blobs, rewritten} = options.layout === 'legacy' ? legacyMembers(entries) : await ociMembers(entries, options);
-  const bytes = await writeTarFile(file, sortMembers(members), options);
-  return {images, blobs, bytes, ...(rewritten ? {rewritten} : {})};
+  return {members: sortMembers(members), result: {images, blobs, ...(rewritten ? {rewritten} : {})}};
 }
 
 /** `RepoTags`: familiar `name:tag` only (what docker writes; a digest or tag-less name aborts docker load). */

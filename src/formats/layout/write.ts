@@ -30,6 +30,8 @@ export interface FormatWriteResult {
   digest?: Digest;
   /** What an upload sent and what the destination already had (a registry). */
   uploads?: UploadStats;
+  /** What a daemon said it loaded (`name:tag`, or an image ID for an unnamed image). */
+  loaded?: string[];
 }
 
 export interface UploadStats {

@@ -56,6 +56,11 @@ export async function openInput(location: string, options: InputOptions): Promis
   return spool(range.stream(), location, options.settings, compression);
 }
 
+/** A stream (a daemon's `docker save` answer) spooled into a temp file once, to be read by offset. */
+export function spoolStream(source: Readable, label: string, settings: Settings): Promise<OpenedInput> {
+  return spool(source, label, settings);
+}
+
 /** Copies a stream into a temp file, decompressing it when its first bytes say so. */
 async function spool(source: Readable, label: string, settings: Settings, known?: Compression): Promise<OpenedInput> {
   const dir = await makeTempDir(settings.tempDir, 'ferry-in-');

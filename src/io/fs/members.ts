@@ -1,12 +1,14 @@
 import {chmod, mkdir, open, rename, unlink, writeFile, type FileHandle} from 'node:fs/promises';
 import path from 'node:path';
-import type {Readable} from 'node:stream';
+import {Readable} from 'node:stream';
 import pLimit from 'p-limit';
 import {FerryError, ioError, SizeMismatchError} from '../../errors.js';
 import type {Digest} from '../../model/digest.js';
 import type {Region} from '../../model/region.js';
 import {encodeHeader, END_OF_ARCHIVE, padding} from '../../tar/write.js';
 import {writeFull} from '../bytes/chunks.js';
+import {FileRange} from '../bytes/file-range.js';
+import {BlobCheck} from '../blobs/digest-check.js';
 import {executeJob, type CopyJob, type OnBytes} from '../blobs/jobs.js';
 import type {BlobPool} from '../blobs/pool.js';
 
@@ -176,6 +178,42 @@ export async function writeTarFile(file: string, members: Member[], options: Mem
   } finally {
     await handle.close().catch(() => {});
   }
+}
+
+/**
+ * The same tar as writeTarFile, as a stream produced in order (a daemon's load endpoint reads it as
+ * it is written: no copy of the whole archive on disk). Bodies are read one after another, each
+ * checked against its digest as it passes when the member asks for it; progress per body byte.
+ */
+export function streamTar(members: readonly Member[], options: MemberWriteOptions = {}): Readable {
+  const onBytes = options.onBytes ?? ((): void => {});
+  async function* generate(): AsyncGenerator<Buffer> {
+    for (const member of members) {
+      if (options.signal?.aborted) throw new FerryError('INTERRUPTED', 'writing aborted');
+      yield headerOf(member);
+      if (member.type === 'file') yield member.bytes;
+      if (member.type === 'stream' || member.type === 'blob') {
+        const check = member.type === 'blob' && member.verify ? new BlobCheck(member.verify.what, {digest: member.verify.digest, size: member.size}) : undefined;
+        const body = member.type === 'stream' ? member.open() : FileRange.of(member.source).stream();
+        let got = 0;
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          got += chunk.length;
+          if (got > member.size) throw new SizeMismatchError(member.name, member.size, got);
+          check?.update(chunk);
+          onBytes(chunk.length);
+          yield chunk;
+        }
+        if (got !== member.size) throw new SizeMismatchError(member.name, member.size, got);
+        check?.finish();
+      }
+      if (member.type === 'file' || member.type === 'stream' || member.type === 'blob') {
+        const pad = padding(member.type === 'file' ? member.bytes.length : member.size);
+        if (pad.length > 0) yield pad;
+      }
+    }
+    yield END_OF_ARCHIVE;
+  }
+  return Readable.from(generate(), {objectMode: false, highWaterMark: 1 << 20});
 }
 
 /**
