@@ -119,7 +119,7 @@ export interface ArchiveEntry {
 }
 
 /** The forms ferry reads and writes (one transport each, src/transports/table.ts). */
-export type FormatName = 'docker-archive' | 'oci-archive' | 'oci' | 'rootfs' | 'dir' | 'docker' | 'docker-daemon';
+export type FormatName = 'docker-archive' | 'oci-archive' | 'oci' | 'rootfs' | 'dir' | 'bundle' | 'docker' | 'docker-daemon';
 
 /** What a reader found: the entries, and what did not stop it. */
 export interface ReadResult {

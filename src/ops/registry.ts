@@ -164,6 +164,11 @@ function parsePrefix(text: string): {registry: string; prefix: string} {
   return {registry, prefix};
 }
 
+/** Where `push --all` puts an image named `name` below TARGET (`HOST[:PORT][/PREFIX]`); undefined for a name that is no reference. */
+export function pushTarget(name: string, target: string): string | undefined {
+  return rehome(name, parsePrefix(target));
+}
+
 /** Where an image named `name` goes under a prefix: the repository path and tag kept, the registry replaced. */
 function rehome(name: string, target: {registry: string; prefix: string}): string | undefined {
   const ref = tryParseReference(name);

@@ -40,6 +40,14 @@ export interface WriteOptions {
    * transfers to and from registries, where `image@sha256:…` references must keep resolving.
    */
   keepDigests?: boolean;
+  /** Never recompress: every blob is stored as it is, with a note where the form's consumers cannot load one (bundle parts). */
+  keepBlobs?: boolean;
+  /** Layer blobs the manifests list but the output does not store: the destination has them (a differential bundle). */
+  omitBlobs?: ReadonlySet<string>;
+  /** An index with no image for this machine still gets one in docker's manifest.json: its first (bundle parts made for other machines). */
+  anyPrimary?: boolean;
+  /** Layers stored with no manifest listing them here (a bundle part carrying some layers of an image another part completes). */
+  looseLayers?: readonly Layer[];
   /** Names for the output; only with one entry. Replace the entry's own names. */
   tags?: string[];
   /** Notes for stderr; the caller decides whether to print them. */
@@ -96,7 +104,7 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   const writer = writerFor(dest, {...(options.dockerLayout ? {dockerLayout: options.dockerLayout} : {}), registry: settings.registry, daemon: settings.daemon});
   await writer.prepare?.();
   const note = options.note ?? ((): void => {});
-  if (entries.length === 0) throw new FerryError('NOT_FOUND', 'nothing to write: no image selected');
+  if (entries.length === 0 && !options.looseLayers?.length) throw new FerryError('NOT_FOUND', 'nothing to write: no image selected');
   const remote = writer.output === 'remote';
   const imageEntries = entries.filter((e) => !isArtifact(e.root)).length;
   if (remote && options.tags && options.tags.length > 0) throw new UsageError(`"${destination}" names the image in the registry; --tag names images in archives`);
@@ -112,7 +120,7 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   const tags = suffix !== undefined && (writer.format === 'docker-archive' || tryParseReference(suffix)) ? [suffix] : options.tags;
   const named = nameEntries(entries, tags, note);
   const wanted = [...(options.platform ? [options.platform] : []), ...(options.platforms ?? [])];
-  const chosen = choosePlatforms(named, writer, wanted, note);
+  const chosen = choosePlatforms(named, writer, wanted, note, options.anyPrimary === true);
   const toStdout = !remote && dest.path === '-';
   if (toStdout && !options.stdout) throw new UsageError(`"${destination}": "-" writes to stdout, but no stdout stream was given`);
   if (toStdout && (options.stdout as NodeJS.WriteStream).isTTY) throw new UsageError('refusing to write an archive to a terminal: redirect stdout or name a file');
@@ -140,14 +148,15 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   try {
     const want = options.compress ?? 'keep';
     // Layers that live in a registry are fetched into files first (restart-safe beside a local destination).
-    const fetching = await fetchRemoteLayers(chosen, remote || toStdout ? undefined : dest.path, output, settings, signal, progress);
+    const omitted = options.omitBlobs ?? new Set<string>();
+    const fetching = await fetchRemoteLayers(chosen, options.looseLayers ?? [], omitted, remote || toStdout ? undefined : dest.path, output, settings, signal, progress);
     cache = fetching.cache;
-    const {entries: planned, primary} = fetching;
-    const jobs = await planRecompression(planned, writer, want, note);
+    const {entries: planned, primary, loose} = fetching;
+    const jobs = await planRecompression(planned, writer, want, omitted, options.keepBlobs === true, note);
     if (options.keepDigests && !options.manifestFormat && writer.keepsManifests !== false) refuseImplicitRewrites(planned, writer, jobs, options.dockerLayout);
-    const checked = await repairs(planned, want, jobs, settings, note);
+    const checked = await repairs(planned, want, jobs, omitted, settings, note);
     // A recompressed blob loses whatever followed its compressed stream (a repair): not refused there.
-    const layers = allImages(planned).flatMap((image) => image.layers).filter((l) => !checked.has(l.descriptor.digest));
+    const layers = [...storedLayers(planned, omitted), ...loose].filter((l) => !checked.has(l.descriptor.digest));
     contents = checkLayerContents(layers, settings.limits, concurrency, new Set(jobs.map((j) => j.layer.descriptor.digest))).catch((e: unknown) => {
       stop.abort(e);
       throw e;
@@ -158,9 +167,19 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
     // The writer consumes scratch layers (moves them into place, or removes them once copied): a
     // check still reading one (squash's new layer) must be done first.
     if (allImages(planned).some((image) => image.layers.some(isScratchLayer))) await contents;
-    progress.start(remote ? 'pushing' : 'writing', distinctLayerBytes(final.entries));
+    progress.start(remote ? 'pushing' : 'writing', distinctBytes([...storedLayers(final.entries, omitted), ...loose]));
     const refName = suffix !== undefined && writer.format !== 'docker-archive' ? {refName: suffix} : {};
-    const result = await writer.write(final.entries, output.tempPath, {primary: final.primary, concurrency, pool, onBytes: (n) => progress.advance(n), signal, ...refName, ...(options.manifestFormat ? {manifestFormat: options.manifestFormat} : {})});
+    const result = await writer.write(final.entries, output.tempPath, {
+      primary: final.primary,
+      concurrency,
+      pool,
+      onBytes: (n) => progress.advance(n),
+      signal,
+      ...refName,
+      ...(options.manifestFormat ? {manifestFormat: options.manifestFormat} : {}),
+      ...(omitted.size > 0 ? {omitBlobs: omitted} : {}),
+      ...(loose.length > 0 ? {looseBlobs: loose} : {}),
+    });
     await contents;
     progress.stop();
     await output.commit();
@@ -200,15 +219,24 @@ function transferSummary(fetched: FetchStats | undefined, uploads: UploadStats |
  * Fetches layers that live elsewhere (a registry) into files: beside a local destination, where a
  * rerun after a crash finds them (atomic.ts transferCacheBeside), else in the output's scratch space.
  */
-async function fetchRemoteLayers(chosen: {entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>}, destination: string | undefined, output: AtomicOutput, settings: Settings, signal: AbortSignal, progress: Progress): Promise<{entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>; cache?: string; stats?: FetchStats}> {
-  const layers = allImages(chosen.entries).flatMap((image) => image.layers).filter(needsFetch);
-  if (layers.length === 0) return chosen;
+async function fetchRemoteLayers(
+  chosen: {entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>},
+  loose: readonly Layer[],
+  omitted: ReadonlySet<string>,
+  destination: string | undefined,
+  output: AtomicOutput,
+  settings: Settings,
+  signal: AbortSignal,
+  progress: Progress,
+): Promise<{entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>; loose: Layer[]; cache?: string; stats?: FetchStats}> {
+  const layers = [...storedLayers(chosen.entries, omitted), ...loose].filter(needsFetch);
+  if (layers.length === 0) return {...chosen, loose: [...loose]};
   const beside = destination === undefined ? undefined : await transferCacheBeside(destination);
   const dir = beside ?? path.join(await output.scratchDir(), 'fetched');
-  progress.start('fetching', [...new Map(layers.map((l) => [l.descriptor.digest, l.descriptor.size])).values()].reduce((a, b) => a + b, 0));
+  progress.start('fetching', distinctBytes(layers));
   const {fetched, stats} = await fetchLayers(layers, dir, {limits: settings.limits, jobs: settings.registry.jobs ?? DEFAULT_JOBS, onBytes: (n) => progress.advance(n), signal});
   progress.stop();
-  return {...replaceLayers(chosen.entries, chosen.primary, fetched), ...(beside ? {cache: beside} : {}), stats};
+  return {...replaceLayers(chosen.entries, chosen.primary, fetched), loose: loose.map((l) => fetched.get(l.descriptor.digest) ?? l), ...(beside ? {cache: beside} : {}), stats};
 }
 
 /**
@@ -216,7 +244,7 @@ async function fetchRemoteLayers(chosen: {entries: ArchiveEntry[]; primary: Map<
  * what would make it a choice (--compress, --manifest-format, another form).
  */
 function refuseImplicitRewrites(entries: readonly ArchiveEntry[], writer: ArchiveWriter, jobs: readonly Recompression[], dockerLayout: WriteOptions['dockerLayout']): void {
-  const manifests = allImages(entries).filter((image) => image.manifest !== undefined);
+  const manifests = allImages(entries).filter((image) => image.manifest !== null);
   if (manifests.length === 0) return;
   if (dockerLayout === 'legacy') {
     throw new FerryError('UNSUPPORTED', `the legacy docker-archive layout keeps no manifest: ${manifests[0]!.manifest!.digest} would not survive (write the default layout, which keeps it, or pass --manifest-format docker to accept new digests)`);
@@ -228,13 +256,16 @@ function refuseImplicitRewrites(entries: readonly ArchiveEntry[], writer: Archiv
   }
 }
 
-/** The layer bytes a writer copies (each distinct blob once): the write phase's progress total. */
-function distinctLayerBytes(entries: readonly ArchiveEntry[]): number {
-  const sizes = new Map<string, number>();
-  for (const image of allImages(entries)) for (const layer of image.layers) sizes.set(layer.descriptor.digest, layer.descriptor.size);
+/** The bytes of these layers, each distinct blob once (a phase's progress total). */
+function distinctBytes(layers: readonly Layer[]): number {
   let total = 0;
-  for (const size of sizes.values()) total += size;
+  for (const size of new Map(layers.map((l) => [l.descriptor.digest, l.descriptor.size])).values()) total += size;
   return total;
+}
+
+/** Every layer the output stores: each image's layers but the ones omitted (the destination has them). */
+function storedLayers(entries: readonly ArchiveEntry[], omitted: ReadonlySet<string>): Layer[] {
+  return allImages(entries).flatMap((image) => image.layers).filter((l) => !omitted.has(l.descriptor.digest));
 }
 
 /**
@@ -329,6 +360,11 @@ function attestationsOf(index: ImageIndex, image: Image): IndexChild[] {
   return index.children.filter((c) => c.target && isArtifact(c.target) && c.target.kind === 'attestation' && digest !== undefined && c.target.subject?.digest === digest);
 }
 
+/** The entries with --platform applied and absent platforms dropped, index structure kept (what a bundle plans with). */
+export function pickPlatforms(entries: readonly ArchiveEntry[], platforms: readonly Platform[], note: (m: string) => void): ArchiveEntry[] {
+  return choosePlatforms(entries, {indexes: 'keep'}, platforms, note).entries;
+}
+
 /**
  * Fits multi-platform indexes and artifacts to the destination. With --platform every entry becomes
  * that one image — or, when the index holds attestations of it, an index of the image and its
@@ -339,7 +375,7 @@ function attestationsOf(index: ImageIndex, image: Image): IndexChild[] {
  * just one); no match is an error listing what exists. Artifacts are kept where an OCI layout is
  * written (not by the legacy layout), and dropped with a note when --platform leaves their subject out.
  */
-function choosePlatforms(entries: readonly ArchiveEntry[], writer: ArchiveWriter, wanted: readonly Platform[], note: (m: string) => void): {entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>} {
+function choosePlatforms(entries: readonly ArchiveEntry[], writer: Pick<ArchiveWriter, 'indexes'>, wanted: readonly Platform[], note: (m: string) => void, anyPrimary = false): {entries: ArchiveEntry[]; primary: Map<ArchiveEntry, Image>} {
   const out: ArchiveEntry[] = [];
   const primary = new Map<ArchiveEntry, Image>();
   const memo = new Map<ImageIndex, ImageIndex | null>();
@@ -407,7 +443,7 @@ function choosePlatforms(entries: readonly ArchiveEntry[], writer: ArchiveWriter
     }
     const images = imagesOf(pruned);
     const host = hostPlatform();
-    const pick = images.length === 1 ? images[0] : images.find((i) => platformMatches(i.platform, host));
+    const pick = images.length === 1 ? images[0] : (images.find((i) => platformMatches(i.platform, host)) ?? (anyPrimary ? images[0] : undefined));
     if (!pick) {
       throw new FerryError('NOT_FOUND', `${label}: a docker-archive lists one image per name, and this multi-platform index has none for this host's platform ${formatPlatform(host)}; pick one with --platform (present: ${platformList(images)})`);
     }
@@ -454,9 +490,9 @@ interface Recompression {
  * load (zstd bound for docker-archive, bzip2/xz bound for an OCI form are stored uncompressed, with a
  * note); a foreign layer that is not here keeps its descriptor only.
  */
-async function planRecompression(entries: readonly ArchiveEntry[], writer: ArchiveWriter, want: NonNullable<WriteOptions['compress']>, note: (m: string) => void): Promise<Recompression[]> {
+async function planRecompression(entries: readonly ArchiveEntry[], writer: ArchiveWriter, want: NonNullable<WriteOptions['compress']>, omitted: ReadonlySet<string>, keepBlobs: boolean, note: (m: string) => void): Promise<Recompression[]> {
   const distinct = new Map<string, Layer>();
-  for (const image of allImages(entries)) for (const layer of image.layers) if (!distinct.has(layer.descriptor.digest)) distinct.set(layer.descriptor.digest, layer);
+  for (const layer of storedLayers(entries, omitted)) if (!distinct.has(layer.descriptor.digest)) distinct.set(layer.descriptor.digest, layer);
   const jobs: Recompression[] = [];
   const unloadable = new Map<Compression, number>();
   for (const layer of distinct.values()) {
@@ -470,9 +506,14 @@ async function planRecompression(entries: readonly ArchiveEntry[], writer: Archi
     if (to !== from) jobs.push({layer, to});
   }
   for (const [from, count] of unloadable) {
+    if (keepBlobs) {
+      note(`${count} ${from} layer(s) kept as they are: ${from === 'zstd' ? 'docker before 23.0 (e.g. 20.10) cannot load them' : `some ${writer.format} consumers cannot read them`}`);
+      continue;
+    }
     const why = from === 'zstd' ? 'docker 20.10 cannot load zstd layers (pass --compress zstd to keep them)' : `${writer.format} consumers read only gzip and zstd layers`;
     note(`${count} ${from} layer(s) stored uncompressed: ${why}`);
   }
+  if (keepBlobs) return [];
   if (want === 'zstd' && writer.format === 'docker-archive') note('zstd layers: docker before 23.0 (e.g. 20.10) cannot load them');
   return jobs;
 }
@@ -483,24 +524,22 @@ async function planRecompression(entries: readonly ArchiveEntry[], writer: Archi
  * which case re-encoding them is the repair the user asked for. Checked before anything is written;
  * returns the blobs checked here (clean ones need no second check).
  */
-async function repairs(entries: readonly ArchiveEntry[], want: NonNullable<WriteOptions['compress']>, jobs: Recompression[], settings: Settings, note: (m: string) => void): Promise<Set<string>> {
+async function repairs(entries: readonly ArchiveEntry[], want: NonNullable<WriteOptions['compress']>, jobs: Recompression[], omitted: ReadonlySet<string>, settings: Settings, note: (m: string) => void): Promise<Set<string>> {
   const checked = new Set<string>();
   if (want !== 'gzip' && want !== 'zstd') return checked;
   const queued = new Set(jobs.map((j) => j.layer.descriptor.digest));
-  for (const image of allImages(entries)) {
-    for (const layer of image.layers) {
-      const digest = layer.descriptor.digest;
-      if (layer.absent !== undefined || queued.has(digest) || checked.has(digest) || (await layer.compression()) !== want) continue;
-      checked.add(digest);
-      try {
-        await checkLayerContent(layer, settings.limits);
-      } catch (e) {
-        if (!(e instanceof TrailingDataError)) throw e;
-        note(`${layer.label}: data after the end of its ${want} stream; re-encoded (its digest changes)`);
-        jobs.push({layer, to: want});
-        queued.add(digest);
-        checked.delete(digest);
-      }
+  for (const layer of storedLayers(entries, omitted)) {
+    const digest = layer.descriptor.digest;
+    if (layer.absent !== undefined || queued.has(digest) || checked.has(digest) || (await layer.compression()) !== want) continue;
+    checked.add(digest);
+    try {
+      await checkLayerContent(layer, settings.limits);
+    } catch (e) {
+      if (!(e instanceof TrailingDataError)) throw e;
+      note(`${layer.label}: data after the end of its ${want} stream; re-encoded (its digest changes)`);
+      jobs.push({layer, to: want});
+      queued.add(digest);
+      checked.delete(digest);
     }
   }
   return checked;

@@ -1,10 +1,11 @@
 import {FerryError, UsageError} from '../errors.js';
 import {ANNOTATION_REF_NAME} from '../formats/layout/read.js';
-import {manifestFor} from '../formats/layout/write.js';
-import type {Archive, Image, RawDocument, ReadResult} from '../model/image.js';
+import {manifestFor, planLayout, type LayoutPlan} from '../formats/layout/write.js';
+import type {Archive, ArchiveEntry, Image, RawDocument, ReadResult} from '../model/image.js';
 import {sameReference} from '../model/reference.js';
 import type {Platform} from '../model/platform.js';
 import {resolveSettings, type SettingsInput} from '../settings.js';
+import {bundle} from './bundle/index.js';
 import {dir} from './dir/index.js';
 import {docker} from './docker/index.js';
 import {dockerArchive} from './docker-archive/index.js';
@@ -18,11 +19,11 @@ import type {ArchiveWriter, LocalSource, ReadOptions, Transport, TransportRef, W
 /**
  * The one table of transports. A row is a name, its reference grammar, how it reads and how it
  * writes (types.ts); its code lives in the folder of the same name. Without a prefix, local forms are
- * detected in this order (docs/formats.md §0): a dir: layout (its `version` file), docker-archive
- * (manifest.json), then an OCI layout (oci for a directory, oci-archive for a tar), then rootfs for
- * any other tar. A remote row (docker://) is only ever named.
+ * detected in this order (docs/formats.md §0): a dir: layout (its `version` file), a bundle (its
+ * bundle.json), docker-archive (manifest.json), then an OCI layout (oci for a directory, oci-archive
+ * for a tar), then rootfs for any other tar. Remote rows (docker://, docker-daemon:) are only named.
  */
-export const TRANSPORTS: readonly Transport[] = [dir, dockerArchive, ociArchive, oci, rootfs, docker, dockerDaemon];
+export const TRANSPORTS: readonly Transport[] = [dir, bundle, dockerArchive, ociArchive, oci, rootfs, docker, dockerDaemon];
 
 /** Prefixes of other tools' transports ferry does not read: named in the error instead of read as a path. */
 const FOREIGN = ['containers-storage', 'ostree', 'sif', 'tarball'];
@@ -172,4 +173,12 @@ function narrow(result: ReadResult, ref: TransportRef): ReadResult {
  */
 export function writtenManifest(image: Image): Promise<RawDocument> {
   return manifestFor(image);
+}
+
+/**
+ * The blobs and documents an OCI layout or a registry holds for these entries, each blob once (its
+ * bytes, its place in a file, or its stream), with every root's descriptor: what `ferry serve` serves.
+ */
+export function planStore(entries: readonly ArchiveEntry[]): Promise<LayoutPlan> {
+  return planLayout(entries);
 }

@@ -5,7 +5,7 @@ import {isArtifact, isImageIndex, type ArchiveEntry, type Image} from '../../mod
 import {familiarName, familiarRepository, tryParseReference} from '../../model/reference.js';
 import {sortMembers, writeTarFile, type Member} from '../../io/fs/members.js';
 import {blobPath} from '../layout/read.js';
-import {blobMember, descriptorJson, dockerSaveNames, layoutMembers, planLayout, primaryImage, sortedRecord, type FormatWriteOptions, type FormatWriteResult} from '../layout/write.js';
+import {blobMember, descriptorJson, dockerSaveNames, layoutMembers, planLayout, planOptions, primaryImage, sortedRecord, type FormatWriteOptions, type FormatWriteResult} from '../layout/write.js';
 
 export type DockerLayout = 'oci' | 'legacy';
 
@@ -93,7 +93,7 @@ function manifestJson(items: Iterable<ManifestItem & {names: string[]}>): Buffer
 }
 
 async function ociMembers(entries: readonly ArchiveEntry[], options: FormatWriteOptions): Promise<{members: Member[]; images: number; blobs: number; rewritten: FormatWriteResult['rewritten']}> {
-  const plan = await planLayout(entries, options.manifestFormat ? {manifestFormat: options.manifestFormat} : {});
+  const plan = await planLayout(entries, planOptions(options));
   const items = new Map<Image, ManifestItem & {names: string[]}>();
   for (const entry of entries) {
     // An artifact has no place in manifest.json (docker cannot use it): the OCI view keeps it.

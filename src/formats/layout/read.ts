@@ -68,7 +68,6 @@ interface LayoutContext extends ReadContext {
  * descriptor (Docker 25 writes one per tag for the same manifest: merged, names united).
  */
 export async function readLayout(tree: FileTree, context: ReadContext): Promise<ReadResult> {
-  const warnings: string[] = [];
   const problems: string[] = [];
   const layoutDoc = await readDocument(tree, 'oci-layout', 'layout marker', context);
   if (!isRecord(layoutDoc.parsed) || typeof layoutDoc.parsed.imageLayoutVersion !== 'string') {
@@ -79,11 +78,22 @@ export async function readLayout(tree: FileTree, context: ReadContext): Promise<
   if (isRecord(indexDoc.parsed) && indexDoc.parsed.manifests === null) {
     problems.push(`${tree.label}: index.json: "manifests" is null, so OCI readers (containerd, ctr import) see no image (Docker 25 \`save image@digest\`, moby/moby#47210)`);
   }
+  const result = await readLayoutEntries(tree, descriptors, context, `${tree.label}: index.json`);
+  return {...result, problems: [...problems, ...result.problems]};
+}
+
+/**
+ * The entries an index's descriptors name, read from a tree of blobs (`blobs/<alg>/<hex>`): what
+ * readLayout does after index.json, and what a bundle (many trees seen as one, its own list of
+ * images) does with bundle.json's.
+ */
+export async function readLayoutEntries(tree: FileTree, descriptors: readonly Descriptor[], context: ReadContext, label: string): Promise<ReadResult> {
+  const warnings: string[] = [];
   const ctx: LayoutContext = {...context, tree, warnings, cache: new Map()};
   const byDigest = new Map<string, ArchiveEntry>();
   const entries: ArchiveEntry[] = [];
   for (const [i, d] of descriptors.entries()) {
-    const where = `${tree.label}: index.json manifests[${i}]`;
+    const where = `${label} manifests[${i}]`;
     if (!isIndexMediaType(d.mediaType) && !isManifestMediaType(d.mediaType)) {
       warnings.push(`${where}: skipped descriptor of unknown media type ${d.mediaType}`);
       continue;
@@ -102,7 +112,7 @@ export async function readLayout(tree: FileTree, context: ReadContext): Promise<
     byDigest.set(d.digest, entry);
     entries.push(entry);
   }
-  return {entries, warnings, problems};
+  return {entries, warnings, problems: []};
 }
 
 function describeKind(d: Descriptor): string {

@@ -18,6 +18,10 @@ export interface FormatWriteOptions extends MemberWriteOptions {
   refName?: string;
   /** Rewrite every manifest and index into this vocabulary (default: keep the source's bytes where they fit). */
   manifestFormat?: ManifestFormat;
+  /** Layer blobs listed but not stored (PlanOptions.omitBlobs). */
+  omitBlobs?: ReadonlySet<string>;
+  /** Blobs stored with no manifest listing them (PlanOptions.looseBlobs). */
+  looseBlobs?: readonly Blob[];
 }
 
 export interface FormatWriteResult {
@@ -188,7 +192,24 @@ export interface LayoutPlan {
  * Resolves every entry to the blobs an OCI layout needs: layers (streamed from their source),
  * configs, manifests and nested indexes (bytes). Shared nodes and blobs are planned once.
  */
-export async function planLayout(entries: readonly ArchiveEntry[], options: {manifestFormat?: ManifestFormat} = {}): Promise<LayoutPlan> {
+export interface PlanOptions {
+  manifestFormat?: ManifestFormat;
+  /** Layer blobs the manifests list but the output does not store (the destination has them: a differential bundle). */
+  omitBlobs?: ReadonlySet<string>;
+  /** Blobs stored with no manifest listing them here (a bundle part holding some layers of an image completed in a later part). */
+  looseBlobs?: readonly Blob[];
+}
+
+/** What planLayout takes from a writer's options. */
+export function planOptions(options: FormatWriteOptions): PlanOptions {
+  return {
+    ...(options.manifestFormat ? {manifestFormat: options.manifestFormat} : {}),
+    ...(options.omitBlobs ? {omitBlobs: options.omitBlobs} : {}),
+    ...(options.looseBlobs ? {looseBlobs: options.looseBlobs} : {}),
+  };
+}
+
+export async function planLayout(entries: readonly ArchiveEntry[], options: PlanOptions = {}): Promise<LayoutPlan> {
   const blobs = new Map<Digest, Member>();
   const written = new Map<Node, Descriptor>();
   const documents: LayoutPlan['documents'] = [];
@@ -198,7 +219,7 @@ export async function planLayout(entries: readonly ArchiveEntry[], options: {man
     if (!blobs.has(doc.digest)) blobs.set(doc.digest, {type: 'file', name: blobPath(doc.digest), bytes: doc.bytes});
   };
   const putBlob = (blob: Blob): void => {
-    if (blobs.has(blob.descriptor.digest)) return;
+    if (blobs.has(blob.descriptor.digest) || options.omitBlobs?.has(blob.descriptor.digest)) return;
     const member = blobMember(blobPath(blob.descriptor.digest), blob);
     if (member) blobs.set(blob.descriptor.digest, member);
   };
@@ -237,6 +258,7 @@ export async function planLayout(entries: readonly ArchiveEntry[], options: {man
   };
   const roots: LayoutPlan['roots'] = [];
   for (const entry of entries) roots.push({entry, descriptor: await visit(entry.root)});
+  options.looseBlobs?.forEach(putBlob);
   return {blobs, roots, documents, rewritten, images};
 }
 

@@ -154,3 +154,30 @@ export class DirTree implements FileTree {
     });
   }
 }
+
+/**
+ * Several trees seen as one (a bundle's parts): a name is found in the first tree that holds it.
+ * Blobs are named by their digest, so whichever part holds one holds the same bytes.
+ */
+export class UnionTree implements FileTree {
+  readonly kind = 'dir';
+  readonly duplicates: string[] = [];
+  constructor(
+    readonly label: string,
+    private readonly trees: readonly FileTree[],
+  ) {}
+
+  async file(name: string): Promise<FileRange | undefined> {
+    for (const tree of this.trees) {
+      const found = await tree.file(name);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  async topLevel(): Promise<string[]> {
+    const names = new Set<string>();
+    for (const tree of this.trees) for (const name of await tree.topLevel()) names.add(name);
+    return [...names].sort();
+  }
+}

@@ -180,6 +180,34 @@ export async function writeTarFile(file: string, members: Member[], options: Mem
   }
 }
 
+/** A body member's size in bytes (0 for a directory or symlink). */
+export function memberSize(member: Member): number {
+  return member.type === 'file' ? member.bytes.length : member.type === 'blob' || member.type === 'stream' ? member.size : 0;
+}
+
+/**
+ * A member's bytes from `start` to `end` (exclusive), streamed: by offset for a byte range of a file,
+ * by skipping for a stream (an upload chunk, a `Range` request). Unchecked: the receiver checks digests.
+ */
+export function memberBytes(member: Member, start: number, end: number): Readable {
+  if (member.type === 'file') return Readable.from([member.bytes.subarray(start, end)]);
+  if (member.type === 'blob') return FileRange.of(member.source).stream(start, end);
+  if (member.type !== 'stream') throw new FerryError('UNSUPPORTED', `${member.name}: not a blob`);
+  const source = member.open();
+  return Readable.from(
+    (async function* () {
+      let at = 0;
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        const from = Math.max(0, start - at);
+        const to = Math.min(chunk.length, end - at);
+        at += chunk.length;
+        if (to > from) yield chunk.subarray(from, to);
+        if (at >= end) break;
+      }
+    })(),
+  );
+}
+
 /**
  * The same tar as writeTarFile, as a stream produced in order (a daemon's load endpoint reads it as
  * it is written: no copy of the whole archive on disk). Bodies are read one after another, each

@@ -1,7 +1,5 @@
 import {FerryError, UsageError} from '../../errors.js';
 import {hasDockerManifest, readDockerArchive} from '../../formats/docker-archive/read.js';
-import {dockerArchiveMembers, repoTags} from '../../formats/docker-archive/write.js';
-import {streamTar} from '../../io/fs/members.js';
 import type {ArchiveEntry, ReadResult} from '../../model/image.js';
 import type {Compression} from '../../model/media-types.js';
 import {referenceProblem, tryParseReference} from '../../model/reference.js';
@@ -59,6 +57,7 @@ function legacyFor(info: DaemonInfo): boolean {
  */
 async function loadEntries(client: DaemonClient, info: DaemonInfo, entries: readonly ArchiveEntry[], options: Parameters<ArchiveWriter['write']>[2]): Promise<Awaited<ReturnType<ArchiveWriter['write']>>> {
   const layout = legacyFor(info) ? 'legacy' : 'oci';
+  const [{dockerArchiveMembers, repoTags}, {streamTar}] = await Promise.all([import('../../formats/docker-archive/write.js'), import('../../io/fs/members.js')]);
   const {members, result} = await dockerArchiveMembers(entries, {...options, layout});
   const names = [...new Set(entries.flatMap((e) => repoTags(e.names)))];
   const before = new Map<string, string | undefined>();

@@ -5,7 +5,7 @@ import {RegistryClient} from './client.js';
 import {eraseCredential, storeCredential} from './credentials.js';
 import type {RegistryOptions} from './options.js';
 import {parseRegistryRef, type RegistryRef} from './reference.js';
-import {pullScope} from './source.js';
+import {MANIFEST_ACCEPT, pullScope} from './source.js';
 
 /** A tags/list page is small; one this big is not a registry's answer. */
 const MAX_TAGS_PAGE_BYTES = 16 << 20;
@@ -90,4 +90,90 @@ export function registryHost(text: string): string {
   host = host.replace(/\/+$/, '');
   if (host === '' || host.includes('/') || /\s/.test(host)) throw new UsageError(`"${text}": name a registry host, like registry.example:5000`);
   return host === 'index.docker.io' || host === 'registry-1.docker.io' ? 'docker.io' : host;
+}
+
+/**
+ * Every repository of a registry (GET /v2/_catalog, following its `Link` pages), those below
+ * `prefix` when one is given. Registries may refuse the catalog (401/404): then the caller must name
+ * the repositories.
+ */
+export async function listRepositories(registry: string, prefix: string, options: RegistryOptions): Promise<string[]> {
+  const client = new RegistryClient(registry, options);
+  const what = `${registry}: catalog`;
+  try {
+    const repositories: string[] = [];
+    const visited = new Set<string>();
+    let target: string | URL = '/v2/_catalog?n=1000';
+    for (let page = 0; page < MAX_TAGS_PAGES; page++) {
+      const res = await client.request({method: 'GET', target, scopes: ['registry:catalog:*'], ok: [200], what, followRedirects: true});
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > MAX_TAGS_PAGE_BYTES) {
+          res.body.destroy();
+          throw new FerryError('LIMIT_EXCEEDED', `${what}: a page of the catalog is over ${MAX_TAGS_PAGE_BYTES} bytes`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+      const parsed = parseJson(Buffer.concat(chunks), what);
+      if (!isRecord(parsed) || !Array.isArray(parsed.repositories) || !parsed.repositories.every((r) => typeof r === 'string')) throw new FerryError('REGISTRY', `${what}: the registry's answer has no list of repositories`);
+      repositories.push(...(parsed.repositories as string[]));
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''))?.[1];
+      if (!next) break;
+      const url = new URL(next, res.url);
+      if (url.host !== res.url.host || visited.has(url.toString())) throw new FerryError('REGISTRY', `${what}: the next page is on another host or loops`);
+      visited.add(url.toString());
+      target = url;
+    }
+    const below = prefix === '' ? repositories : repositories.filter((r) => r === prefix || r.startsWith(`${prefix}/`));
+    return [...new Set(below)].sort();
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * Makes sure `repository` of `registry` holds each blob: HEAD, else a mount from one of the
+ * repositories it is known to be in. Returns the digests it could not find (nothing is uploaded).
+ */
+export async function ensureBlobsPresent(registry: string, repository: string, blobs: ReadonlyArray<{digest: string; from: readonly string[]}>, options: RegistryOptions): Promise<string[]> {
+  const client = new RegistryClient(registry, options);
+  const missing: string[] = [];
+  try {
+    for (const {digest, from} of blobs) {
+      const what = `${registry}/${repository}: blob ${digest}`;
+      const head = await client.request({method: 'HEAD', target: `/v2/${repository}/blobs/${digest}`, scopes: [`repository:${repository}:pull,push`], ok: [200, 404], what, followRedirects: true});
+      head.body.resume();
+      if (head.status === 200) continue;
+      let mounted = false;
+      for (const source of from.filter((r) => r !== repository)) {
+        const res = await client.request({method: 'POST', target: `/v2/${repository}/blobs/uploads/?mount=${digest}&from=${encodeURIComponent(source)}`, headers: {'Content-Length': '0'}, scopes: [`repository:${repository}:pull,push`, `repository:${source}:pull`], ok: [201, 202], what});
+        res.body.resume();
+        if (res.status === 201) {
+          mounted = true;
+          break;
+        }
+        // 202: the registry opened an upload instead; it expires unused.
+      }
+      if (!mounted) missing.push(digest);
+    }
+    return missing;
+  } finally {
+    client.close();
+  }
+}
+
+/** The digest a registry serves for a reference (HEAD on the manifest), for checking what was pushed. */
+export async function manifestDigest(text: string, options: RegistryOptions): Promise<string | undefined> {
+  const ref = parseRegistryRef(text);
+  const client = new RegistryClient(ref.registry, options);
+  try {
+    const res = await client.request({method: 'HEAD', target: `/v2/${ref.repository}/manifests/${ref.digest ?? ref.tag ?? 'latest'}`, headers: {Accept: MANIFEST_ACCEPT}, scopes: [pullScope(ref.repository)], ok: [200, 404], what: `${text}: manifest`, followRedirects: true});
+    res.body.resume();
+    const digest = res.headers['docker-content-digest'];
+    return res.status === 200 && typeof digest === 'string' ? digest : undefined;
+  } finally {
+    client.close();
+  }
 }

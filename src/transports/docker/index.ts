@@ -2,7 +2,6 @@ import {UsageError} from '../../errors.js';
 import type {Transport} from '../types.js';
 import {RegistryClient} from './client.js';
 import {DEFAULT_JOBS} from './options.js';
-import {pushEntries} from './push.js';
 import {formatRegistryRef, parseRegistryRef} from './reference.js';
 import {readRegistry} from './source.js';
 
@@ -43,7 +42,8 @@ export const docker: Transport = {
       const registry = options.registry ?? {};
       const client = new RegistryClient(registryRef.registry, registry);
       try {
-        return await pushEntries(entries, registryRef, client, {registry, ...(o.manifestFormat ? {manifestFormat: o.manifestFormat} : {}), ...(o.onBytes ? {onBytes: o.onBytes} : {}), ...(o.signal ? {signal: o.signal} : {})});
+        const {pushEntries} = await import('./push.js');
+        return await pushEntries(entries, registryRef, client, {registry, ...(o.manifestFormat ? {manifestFormat: o.manifestFormat} : {}), ...(o.omitBlobs ? {omitBlobs: o.omitBlobs} : {}), ...(o.onBytes ? {onBytes: o.onBytes} : {}), ...(o.signal ? {signal: o.signal} : {})});
       } finally {
         client.close();
       }

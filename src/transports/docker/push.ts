@@ -1,12 +1,10 @@
 import {createHash} from 'node:crypto';
 import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
 import path from 'node:path';
-import {Readable} from 'node:stream';
 import pLimit from 'p-limit';
 import {DigestMismatchError, FerryError} from '../../errors.js';
 import {descriptorJson, planLayout, type FormatWriteOptions, type FormatWriteResult, type ManifestFormat, type UploadStats} from '../../formats/layout/write.js';
-import {FileRange} from '../../io/bytes/file-range.js';
-import type {Member} from '../../io/fs/members.js';
+import {memberBytes, memberSize, type Member} from '../../io/fs/members.js';
 import {isRecord, type Descriptor} from '../../model/descriptor.js';
 import {sha256Of, type Digest} from '../../model/digest.js';
 import {MediaType} from '../../model/media-types.js';
@@ -74,33 +72,6 @@ class Journal {
   }
 }
 
-/** A member's bytes from `start` on (a blob copied by offset, a stream, or bytes). */
-function bodyOf(member: Member, start: number, end: number): Readable {
-  if (member.type === 'file') return Readable.from([member.bytes.subarray(start, end)]);
-  if (member.type === 'blob') return FileRange.of(member.source).stream(start, end);
-  if (member.type === 'stream') {
-    // A stream starts at 0: skip to `start` and stop at `end`.
-    const source = member.open();
-    return Readable.from(
-      (async function* () {
-        let at = 0;
-        for await (const chunk of source as AsyncIterable<Buffer>) {
-          const from = Math.max(0, start - at);
-          const to = Math.min(chunk.length, end - at);
-          at += chunk.length;
-          if (to > from) yield chunk.subarray(from, to);
-          if (at >= end) break;
-        }
-      })(),
-    );
-  }
-  throw new FerryError('UNSUPPORTED', `${member.name}: not a blob`);
-}
-
-function sizeOf(member: Member): number {
-  return member.type === 'file' ? member.bytes.length : member.type === 'blob' || member.type === 'stream' ? member.size : 0;
-}
-
 /** "0-N" (distribution's inclusive committed range) → the next offset. */
 function committedOffset(res: ApiResponse): number | undefined {
   const range = res.headers.range;
@@ -108,7 +79,7 @@ function committedOffset(res: ApiResponse): number | undefined {
   return m ? Number(m[1]) + 1 : undefined;
 }
 
-export interface PushOptions extends Pick<FormatWriteOptions, 'onBytes' | 'signal'> {
+export interface PushOptions extends Pick<FormatWriteOptions, 'onBytes' | 'signal' | 'omitBlobs'> {
   registry: RegistryOptions;
   manifestFormat?: ManifestFormat;
 }
@@ -157,7 +128,7 @@ export class Pusher {
 
   /** One blob: exists (HEAD), mounted, or uploaded (resumed from a journaled session when there is one). */
   async ensureBlob(digest: Digest, member: Member): Promise<void> {
-    const size = sizeOf(member);
+    const size = memberSize(member);
     const what = `${formatRegistryRef(this.ref)}: blob ${digest}`;
     const head = await this.client.request({method: 'HEAD', target: `/v2/${this.#repo}/blobs/${digest}`, scopes: [pushScope(this.#repo)], ok: [200, 404], what, followRedirects: true});
     head.body.resume();
@@ -209,7 +180,7 @@ export class Pusher {
       headers: {'Content-Type': 'application/octet-stream', 'Content-Length': String(size)},
       body: () => {
         sent = 0;
-        const body = bodyOf(member, 0, size);
+        const body = memberBytes(member, 0, size);
         body.on('data', (c: Buffer) => (sent += c.length));
         return body;
       },
@@ -250,7 +221,7 @@ export class Pusher {
           method: 'PATCH',
           target: new URL(session.location),
           headers: {'Content-Type': 'application/octet-stream', 'Content-Length': String(end - session.offset), 'Content-Range': `${session.offset}-${end - 1}`},
-          body: () => bodyOf(member, session.offset, end),
+          body: () => memberBytes(member, session.offset, end),
           scopes: [pushScope(this.#repo)],
           ok: [202, 413, 416],
           what,
@@ -336,7 +307,7 @@ function artifactTag(name: string): string | undefined {
  * listed in the referrers tag when the registry has no referrers API.
  */
 export async function pushEntries(entries: readonly ArchiveEntry[], ref: RegistryRef, client: RegistryClient, options: PushOptions): Promise<PushResult> {
-  const plan = await planLayout(entries, options.manifestFormat ? {manifestFormat: options.manifestFormat} : {});
+  const plan = await planLayout(entries, {...(options.manifestFormat ? {manifestFormat: options.manifestFormat} : {}), ...(options.omitBlobs ? {omitBlobs: options.omitBlobs} : {})});
   const images = plan.roots.filter((r) => !isArtifact(r.entry.root));
   if (images.length !== 1) throw new FerryError('UNSUPPORTED', `${ref.text}: a reference names one image or index, but ${images.length} were given`);
   const pusher = new Pusher(client, ref, options);

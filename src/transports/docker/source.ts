@@ -296,7 +296,8 @@ export async function readRegistry(ref: RegistryRef, client: RegistryClient, opt
   const ctx: Context = {client, repository: ref.repository, limits: options.limits, label, warnings: [], cache: new Map(), limit: pLimit(Math.max(1, options.jobs))};
   const descriptor: Descriptor = {mediaType: doc.mediaType, digest: doc.digest, size: doc.bytes.length};
   const root = await readNode(ctx, doc, descriptor, label, 0);
-  const names = ref.tag !== undefined && ref.digest === undefined ? [`${ref.registry}/${ref.repository}:${ref.tag}`] : [];
+  // A pinned reference (name:tag@digest) keeps its tag as the image's name.
+  const names = ref.tag !== undefined ? [`${ref.registry}/${ref.repository}:${ref.tag}`] : [];
   const entries: ArchiveEntry[] = [{names, root, descriptor}];
   if (options.referrers) {
     for (const digest of new Set(manifestDigests(root))) {
