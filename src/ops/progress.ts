@@ -6,6 +6,13 @@ export interface Progress {
   start(label: string, total: number): void;
   advance(bytes: number): void;
   stop(): void;
+  /** One blob of a transfer begins (a download or upload): its own bytes, rate and ETA, until done(). */
+  blob?(label: string, total: number): BlobProgress;
+}
+
+export interface BlobProgress {
+  advance(bytes: number): void;
+  done(): void;
 }
 
 export const silentProgress: Progress = {start: () => {}, advance: () => {}, stop: () => {}};

@@ -234,7 +234,7 @@ async function fetchRemoteLayers(
   const beside = destination === undefined ? undefined : await transferCacheBeside(destination);
   const dir = beside ?? path.join(await output.scratchDir(), 'fetched');
   progress.start('fetching', distinctBytes(layers));
-  const {fetched, stats} = await fetchLayers(layers, dir, {limits: settings.limits, jobs: settings.registry.jobs ?? DEFAULT_JOBS, onBytes: (n) => progress.advance(n), signal});
+  const {fetched, stats} = await fetchLayers(layers, dir, {limits: settings.limits, jobs: settings.registry.jobs ?? DEFAULT_JOBS, onBytes: (n) => progress.advance(n), ...(progress.blob ? {trackBlob: (label: string, total: number) => progress.blob!(label, total)} : {}), signal});
   progress.stop();
   return {...replaceLayers(chosen.entries, chosen.primary, fetched), loose: loose.map((l) => fetched.get(l.descriptor.digest) ?? l), ...(beside ? {cache: beside} : {}), stats};
 }

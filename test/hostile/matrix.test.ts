@@ -32,7 +32,8 @@ function expected(c: HostileCase, command: string): Outcome {
   if (command.startsWith('verify')) return 'fail';
   const override = c.outcomes?.[command];
   if (override) return override;
-  if (command === 'inspect') return c.inspect;
+  // manifest and config read the same JSON documents inspect does, and nothing else.
+  if (command === 'inspect' || command === 'manifest' || command === 'config') return c.inspect;
   const writers = c.writers ?? 'fail';
   if (WRITERS.has(command)) return writers;
   return c.readers ?? (writers === 'repair' ? 'ok' : writers);

@@ -38,6 +38,9 @@ export const COMMAND_ARGS: Record<string, (source: string) => string[]> = {
   export: (s) => ['export', s, 'out/rootfs.tar'],
   ls: (s) => ['ls', s],
   cat: (s) => ['cat', s, '/etc/passwd'],
+  analyze: (s) => ['analyze', s],
+  manifest: (s) => ['manifest', s],
+  config: (s) => ['config', s],
   // import reads a rootfs tar (the cases given as rootfs:PATH) and writes an image.
   import: (s) => ['import', s.replace(/^rootfs:/, ''), 'oci-archive:out/result.tar', '--tag', 'imported:1'],
 };
@@ -57,7 +60,7 @@ export function availableCommands(): string[] {
 
 export const WRITERS = new Set(['convert', 'squash', 'export', 'import']);
 /** Commands that work on one image and need --image when an archive holds several. */
-export const SINGLE_IMAGE = new Set(['squash', 'export', 'ls', 'cat']);
+export const SINGLE_IMAGE = new Set(['squash', 'export', 'ls', 'cat', 'analyze', 'manifest', 'config']);
 
 function listFiles(root: string, base = root): string[] {
   if (!existsSync(root)) return [];

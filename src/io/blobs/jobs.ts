@@ -67,6 +67,9 @@ export interface BlobJobResult {
 
 export type OnBytes = (bytes: number) => void;
 
+/** Starts a progress line for one blob of a transfer (its label and size); the line ends with done(). */
+export type TrackBlob = (label: string, total: number) => {advance(bytes: number): void; done(): void};
+
 /** A stored blob's size is known without reading it: a wrong one fails before any byte is read. */
 function checkSize(source: Region, verify: {size: number; what: string} | undefined): void {
   if (verify && verify.size !== source.size) throw new SizeMismatchError(verify.what, verify.size, source.size);

@@ -9,6 +9,7 @@ import {splitDigest, type Digest} from '../../model/digest.js';
 import type {Blob, Layer} from '../../model/image.js';
 import type {Limits} from '../../settings.js';
 import {BlobCheck} from '../blobs/digest-check.js';
+import type {TrackBlob} from '../blobs/jobs.js';
 import {FileRange} from '../bytes/file-range.js';
 import {RangeLayer} from './range-layer.js';
 
@@ -40,6 +41,8 @@ export interface FetchOptions {
   jobs: number;
   /** Bytes as they arrive (or are found already here). */
   onBytes?: (bytes: number) => void;
+  /** A progress line per blob being fetched. */
+  trackBlob?: TrackBlob;
   signal?: AbortSignal;
 }
 
@@ -148,7 +151,16 @@ export async function fetchLayers(layers: readonly Layer[], dir: string, options
       limit(async () => {
         if (options.signal?.aborted) throw new FerryError('INTERRUPTED', `${layer.label}: fetch aborted`);
         const file = fileFor(dir, layer.descriptor.digest);
-        await fetchOne(layer, file, options, stats);
+        const line = options.trackBlob?.(layer.descriptor.digest.slice(0, 19), layer.descriptor.size);
+        try {
+          const onBytes = (n: number): void => {
+            options.onBytes?.(n);
+            line?.advance(n);
+          };
+          await fetchOne(layer, file, {...options, onBytes}, stats);
+        } finally {
+          line?.done();
+        }
         const region = new FileRange(file, 0, layer.descriptor.size, layer.label);
         fetched.set(layer.descriptor.digest, new FetchedLayer(layer.descriptor, layer.diffId, region, options.limits, layer.layerSource));
       }),
