@@ -156,8 +156,10 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
     if (options.keepDigests && !options.manifestFormat && writer.keepsManifests !== false) refuseImplicitRewrites(planned, writer, jobs, options.dockerLayout);
     const checked = await repairs(planned, want, jobs, omitted, settings, note);
     // A recompressed blob loses whatever followed its compressed stream (a repair): not refused there.
-    const layers = [...storedLayers(planned, omitted), ...loose].filter((l) => !checked.has(l.descriptor.digest));
-    contents = checkLayerContents(layers, settings.limits, concurrency, new Set(jobs.map((j) => j.layer.descriptor.digest))).catch((e: unknown) => {
+    // A recompressed layer is checked by its transcode, in the same pass that encodes it.
+    const transcoded = new Set(jobs.map((j) => j.layer.descriptor.digest));
+    const layers = [...storedLayers(planned, omitted), ...loose].filter((l) => !checked.has(l.descriptor.digest) && !transcoded.has(l.descriptor.digest));
+    contents = checkLayerContents(layers, settings.limits, concurrency).catch((e: unknown) => {
       stop.abort(e);
       throw e;
     });

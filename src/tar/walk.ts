@@ -222,3 +222,26 @@ export function entryPathProblem(entry: Pick<TarEntry, 'name' | 'type' | 'linkna
   }
   return undefined;
 }
+
+/**
+ * What verify reports about one entry of a layer, or undefined: a path that reaches outside the
+ * root (entryPathProblem in src/tar/walk.ts), or a second entry for one path (docker load rejects
+ * those). `seen` carries the cleaned names of the entries before it.
+ */
+export function entryProblem(entry: Pick<TarEntry, 'name' | 'type' | 'linkname'>, seen: Set<string>): string | undefined {
+  const unsafe = entryPathProblem(entry);
+  if (unsafe) return unsafe;
+  const key = entry.name.replace(/^(\.\/)+|\/+$/g, '');
+  const duplicate = seen.has(key) && entry.type !== 'dir';
+  seen.add(key);
+  return duplicate ? `duplicate entry "${entry.name}" (docker load rejects duplicate paths)` : undefined;
+}
+
+/** Walks a layer's entries and throws on the first entryProblem (UNSAFE_PATH, or BAD_TAR for a duplicate). */
+export async function refuseEntryProblems(reader: ByteReader, label: string): Promise<void> {
+  const seen = new Set<string>();
+  for await (const entry of walkTar(reader)) {
+    const problem = entryProblem(entry, seen);
+    if (problem) throw new FerryError(problem.startsWith('duplicate') ? 'BAD_TAR' : 'UNSAFE_PATH', `${label}: ${problem}`);
+  }
+}

@@ -16,6 +16,7 @@ import type {Digest} from '../../src/model/digest.js';
 import type {Compression} from '../../src/model/media-types.js';
 import type {Region} from '../../src/model/region.js';
 import {DEFAULT_LIMITS} from '../../src/settings.js';
+import {encodeHeader, END_OF_ARCHIVE, padding} from '../../src/tar/write.js';
 import {peerMissing} from '../helpers/peers.js';
 import {makeTmp, removeTmp} from '../ops/convert-fixtures.js';
 
@@ -98,9 +99,13 @@ describe.skipIf(peerMissing('gzip', 'zstd'))('runTranscode', () => {
   let tar: Buffer;
   beforeAll(() => {
     dir = makeTmp('ferry-transcode-');
-    // Not a real tar: transcoding never looks inside, and mixing random and text blocks exercises
-    // both the stored and the deflated paths of the gzip encoder.
-    tar = Buffer.concat([text, randomBytes(5 << 20), text.subarray(0, 777_777)]);
+    // A layer tar (a transcode walks its entries in the same pass) whose files mix random and text
+    // blocks, to exercise both the stored and the deflated paths of the gzip encoder.
+    const files = [text, randomBytes(5 << 20), text.subarray(0, 777_777)];
+    tar = Buffer.concat([
+      ...files.flatMap((body, i) => [encodeHeader({name: `file-${i}`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: body.length}), body, padding(body.length)]),
+      END_OF_ARCHIVE,
+    ]);
     layer = path.join(dir, 'layer.tar');
     writeFileSync(layer, tar);
   });

@@ -1,4 +1,4 @@
-import {PassThrough, Writable, type Readable} from 'node:stream';
+import {PassThrough, Transform, Writable, type Readable} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
 import {DigestMismatchError, SizeMismatchError} from '../../errors.js';
 import type {Layer, OpenOptions} from '../../model/image.js';
@@ -32,6 +32,8 @@ export interface CheckedReadOptions extends OpenOptions {
   limits: Limits;
   /** Bytes after the end of a compressed stream are ignored instead of refused (a recompression repairs them). */
   allowTrailing?: boolean;
+  /** Sees every byte of the checked tar before the consumer does (a transcode's encoder: one pass, not two). */
+  tap?: (chunk: Buffer) => Promise<void>;
 }
 
 function isBlobMismatch(error: unknown, layer: Pick<LayerSource, 'label'>): boolean {
@@ -111,6 +113,17 @@ export function openChecked(layer: LayerSource, options: CheckedReadOptions): Re
     stages.push(blob, ...decompressionStages(compression, layer.label, options.limits, {allowTrailing: options.allowTrailing === true}));
     // An uncompressed blob whose digest is its diffID is checked once, by `blob`.
     if (compression !== 'none' || layer.descriptor.digest !== layer.diffId) stages.push(new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId}));
+    const tap = options.tap;
+    if (tap) {
+      stages.push(
+        new Transform({
+          highWaterMark: 1 << 20,
+          transform(chunk: Buffer, _enc, done) {
+            tap(chunk).then(() => done(null, chunk), done);
+          },
+        }),
+      );
+    }
     const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
     try {
       await pipeline([layer.openCompressed(), ...stages, sink], {signal});

@@ -4,12 +4,13 @@ import type {Digest} from '../../model/digest.js';
 import type {Compression} from '../../model/media-types.js';
 import type {Region} from '../../model/region.js';
 import type {Limits} from '../../settings.js';
+import {refuseEntryProblems} from '../../tar/walk.js';
 import {CHUNK, regionChunks, writeFull} from '../bytes/chunks.js';
-import {FileRange} from '../bytes/file-range.js';
+import {FileRange, openRegionReader} from '../bytes/file-range.js';
 import {isAllZero, MIN_HOLE} from '../bytes/zeros.js';
 import {encoderFor} from '../compress/encoder.js';
 import {sniffCompression, SNIFF_BYTES} from '../compress/sniff.js';
-import {consumeChecked, type LayerSource} from './checked-read.js';
+import {consumeChecked, explainFailure, type LayerSource} from './checked-read.js';
 import {BlobCheck} from './digest-check.js';
 
 /**
@@ -214,6 +215,15 @@ export async function transcodeLayer(source: LayerSource, spec: {to: Compression
     const encoder = encoderFor(spec.to, sink.write, label);
     if (spec.region && (await source.compression()) === 'none') {
       checkSize(spec.region, {size: source.descriptor.size, what: `${label}: blob`});
+      // The entries' safety is in the headers alone: walked by offset, bodies skipped.
+      const walk = await openRegionReader(spec.region);
+      try {
+        await refuseEntryProblems(walk.reader, label);
+      } catch (e) {
+        throw await explainFailure(source, e); // a blob that is not what it says wins (checked-read.ts)
+      } finally {
+        await walk.close();
+      }
       const check = new BlobCheck(`${label}: blob`, source.descriptor);
       for await (const {chunk} of regionChunks(spec.region)) {
         check.update(chunk);
@@ -223,14 +233,14 @@ export async function transcodeLayer(source: LayerSource, spec: {to: Compression
       const digest = check.finish();
       if (source.diffId !== digest) throw new DigestMismatchError(`${label}: diffID`, source.diffId, digest);
     } else {
-      await consumeChecked(
-        source,
-        async (reader) => {
-          for (let chunk = await reader.nextChunk(); chunk.length > 0; chunk = await reader.nextChunk()) await encoder.write(chunk);
-        },
+      // One pass: the checked tar goes to the encoder as it streams, and its entries are walked.
+      await consumeChecked(source, (reader) => refuseEntryProblems(reader, label), {
+        limits: spec.limits,
+        onBytes,
         // Bytes after the compressed stream are no part of the layer: the new blob leaves them out.
-        {limits: spec.limits, onBytes, allowTrailing: true},
-      );
+        allowTrailing: true,
+        tap: (chunk) => encoder.write(chunk),
+      });
     }
     await encoder.end();
     const digest = await sink.finish();

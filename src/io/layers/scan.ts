@@ -4,30 +4,17 @@ import type {Layer, OpenOptions} from '../../model/image.js';
 import type {Compression} from '../../model/media-types.js';
 import type {Limits} from '../../settings.js';
 import type {ByteReader} from '../../tar/reader.js';
-import {entryPathProblem, walkTar, type TarEntry} from '../../tar/walk.js';
+import {entryProblem, refuseEntryProblems, walkTar, type TarEntry} from '../../tar/walk.js';
 import {openRegionReader} from '../bytes/file-range.js';
 import type {StreamReader} from '../bytes/readers.js';
 import {besideCheck, consumeChecked, explainFailure} from '../blobs/checked-read.js';
 import type {BlobPool} from '../blobs/pool.js';
 
 /**
- * What is checked inside a layer: every entry stays inside the image root and names a path once.
- * verify reports what it finds; writers and the layer engine refuse to pass such a layer on.
+ * What is checked inside a layer: every entry stays inside the image root and names a path once
+ * (src/tar/walk.ts entryProblem). verify reports what it finds; writers and the layer engine refuse
+ * to pass such a layer on.
  */
-
-/**
- * What verify reports about one entry of a layer, or undefined: a path that reaches outside the
- * root (entryPathProblem in src/tar/walk.ts), or a second entry for one path (docker load rejects
- * those). `seen` carries the cleaned names of the entries before it.
- */
-export function entryProblem(entry: Pick<TarEntry, 'name' | 'type' | 'linkname'>, seen: Set<string>): string | undefined {
-  const unsafe = entryPathProblem(entry);
-  if (unsafe) return unsafe;
-  const key = entry.name.replace(/^(\.\/)+|\/+$/g, '');
-  const duplicate = seen.has(key) && entry.type !== 'dir';
-  seen.add(key);
-  return duplicate ? `duplicate entry "${entry.name}" (docker load rejects duplicate paths)` : undefined;
-}
 
 export interface LayerScanResult {
   compression: Compression;
@@ -63,15 +50,6 @@ export async function scanLayer(layer: Layer, options: OpenOptions & {limits: Li
   return {compression, entries, problems};
 }
 
-/** Walks entries and throws on the first problem. */
-async function refuseProblems(reader: ByteReader, label: string): Promise<void> {
-  const seen = new Set<string>();
-  for await (const entry of walkTar(reader)) {
-    const problem = entryProblem(entry, seen);
-    if (problem) throw new FerryError(problem.startsWith('duplicate') ? 'BAD_TAR' : 'UNSAFE_PATH', `${label}: ${problem}`);
-  }
-}
-
 /**
  * What verify would refuse inside a layer, for a writer that copies the blob itself (and hashes it
  * on the way): entries that escape the root or repeat a path, and a tar that does not hash to its
@@ -84,7 +62,7 @@ export async function checkLayerContent(layer: Layer, limits: Limits, options: {
   if (compression === 'none' && region && layer.descriptor.digest === layer.diffId) {
     const {reader, close} = await openRegionReader(region);
     try {
-      await refuseProblems(reader, layer.label);
+      await refuseEntryProblems(reader, layer.label);
     } catch (e) {
       throw await explainFailure(layer, e);
     } finally {
@@ -92,18 +70,15 @@ export async function checkLayerContent(layer: Layer, limits: Limits, options: {
     }
     return;
   }
-  await consumeChecked(layer, (reader) => refuseProblems(reader, layer.label), {limits, allowTrailing: options.allowTrailing === true});
+  await consumeChecked(layer, (reader) => refuseEntryProblems(reader, layer.label), {limits, allowTrailing: options.allowTrailing === true});
 }
 
-/**
- * checkLayerContent for each distinct layer (by blob and diffID) that is here, several at once;
- * `recompressed` names the blobs being re-encoded (their trailing bytes are dropped, not refused).
- */
-export async function checkLayerContents(layers: readonly Layer[], limits: Limits, concurrency: number, recompressed: ReadonlySet<string> = new Set()): Promise<void> {
+/** checkLayerContent for each distinct layer (by blob and diffID) that is here, several at once. */
+export async function checkLayerContents(layers: readonly Layer[], limits: Limits, concurrency: number): Promise<void> {
   const distinct = new Map<string, Layer>();
   for (const layer of layers) if (layer.absent === undefined) distinct.set(`${layer.descriptor.digest}/${layer.diffId}`, layer);
   const limit = pLimit(Math.max(1, concurrency));
-  await Promise.all([...distinct.values()].map((layer) => limit(() => checkLayerContent(layer, limits, {allowTrailing: recompressed.has(layer.descriptor.digest)}))));
+  await Promise.all([...distinct.values()].map((layer) => limit(() => checkLayerContent(layer, limits))));
 }
 
 /**
