@@ -187,9 +187,13 @@ export class RegistryClient {
   #networkError(error: unknown, what: string): FerryError {
     if (error instanceof FerryError) return error;
     const code = errorCode(error);
-    const message = printable(String((error as Error)?.message ?? error));
+    const message = printable(String((error as Error)?.message ?? error).trim());
     if (code === 'ECONNREFUSED') return new FerryError('IO', `${what}: connection refused (${this.host})`);
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new FerryError('IO', `${what}: cannot resolve ${this.host}`);
+    // The server's alert "bad certificate" (42) or "certificate required" (116): it wants a client certificate ferry did not present (or refused the one it did).
+    if (/ALERT_BAD_CERTIFICATE|ALERT_CERTIFICATE_REQUIRED/.test(code ?? '') || /alert (bad certificate|certificate required)/i.test(message)) {
+      return new FerryError('IO', `${what}: TLS: ${this.host} refused the connection for want of an accepted client certificate (put a client.cert and client.key pair beside ca.crt in --cert-dir or certs.d/${this.host}/)`);
+    }
     if (/certificate|self.signed|unable to verify/i.test(message)) return new FerryError('IO', `${what}: TLS: ${message} (trust its CA in /etc/docker/certs.d/${this.host}/ca.crt or --cert-dir, or pass --tls-verify=false)`);
     return new FerryError('IO', `${what}: ${message}`);
   }
