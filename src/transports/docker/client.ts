@@ -134,6 +134,8 @@ export class RegistryClient {
   #base: Promise<URL> | undefined;
   readonly #agents: {http: http.Agent; https: https.Agent};
   readonly #tokens = new Map<string, {value: string; expires: number}>();
+  /** Token requests under way, per scope set. */
+  readonly #pending = new Map<string, Promise<void>>();
   #credential: Promise<Credential | undefined> | undefined;
   #basic: string | undefined;
   /** Counts of what happened, for summaries (retries). */
@@ -274,6 +276,18 @@ export class RegistryClient {
     this.#tokens.set(scopes.join(' '), {value, expires: (Number.isNaN(issued) ? Date.now() : Math.min(issued, Date.now())) + lifetime * 0.9});
   }
 
+  /** #authenticate, once at a time per scope set: concurrent callers share the one token request. */
+  #authenticateOnce(challenge: Challenge, scopes: readonly string[], what: string): Promise<void> {
+    const key = scopes.join(' ');
+    let pending = this.#pending.get(key);
+    if (!pending) {
+      this.forget(scopes);
+      pending = this.#authenticate(challenge, scopes, what).finally(() => this.#pending.delete(key));
+      this.#pending.set(key, pending);
+    }
+    return pending;
+  }
+
   #tokenGet(realm: URL, service: string | undefined, scopes: readonly string[], authorization: string | undefined): Promise<ApiResponse> {
     const url = new URL(realm);
     if (service) url.searchParams.set('service', service);
@@ -309,6 +323,7 @@ export class RegistryClient {
         const authorization = await this.#authorization(req.scopes);
         if (authorization) headers.Authorization = authorization;
       }
+      const sent = headers.Authorization;
       let res: ApiResponse;
       this.stats.requests++;
       try {
@@ -330,8 +345,11 @@ export class RegistryClient {
           throw new FerryError('AUTH', credential ? `${req.what}: ${this.registry} refused the credentials (401)` : `${req.what}: ${this.registry} wants credentials (ferry login ${this.registry}, or --creds USER:PASSWORD)`);
         }
         authTried = true;
-        this.forget(req.scopes);
-        await this.#authenticate(challenge, req.scopes, req.what);
+        // Requests sent side by side (blobs in parallel) meet the same 401: the first asks for the
+        // token, the others wait for it, and one that comes back after it was cached just uses it.
+        const current = await this.#authorization(req.scopes);
+        if (current !== undefined && current !== sent) continue;
+        await this.#authenticateOnce(challenge, req.scopes, req.what);
         continue;
       }
       if (RETRY_STATUS.has(res.status) && attempt < retries) {
