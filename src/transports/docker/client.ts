@@ -134,6 +134,7 @@ export class RegistryClient {
   #base: Promise<URL> | undefined;
   readonly #agents: {http: http.Agent; https: https.Agent};
   readonly #tokens = new Map<string, {value: string; expires: number}>();
+  #closed = false;
   /** Token requests under way, per scope set. */
   readonly #pending = new Map<string, Promise<void>>();
   #credential: Promise<Credential | undefined> | undefined;
@@ -155,8 +156,12 @@ export class RegistryClient {
     };
   }
 
-  /** Releases the keep-alive sockets. */
+  /**
+   * Releases the keep-alive sockets. Requests still under way (the other blobs of a push that just
+   * failed) end there: no retry, no note after the run's error line, no traffic after the run.
+   */
   close(): void {
+    this.#closed = true;
     this.#agents.http.destroy();
     this.#agents.https.destroy();
   }
@@ -317,6 +322,7 @@ export class RegistryClient {
     let authTried = false;
     let redirects = 0;
     for (let attempt = 0; ; ) {
+      if (this.#closed) throw new FerryError('INTERRUPTED', `${req.what}: the run ended`);
       const headers: Record<string, string> = {...req.headers};
       // Credentials go only to the registry itself, never to a host it redirects to (blob storage).
       if (url.host === base.host) {
@@ -330,6 +336,7 @@ export class RegistryClient {
         res = await this.#send(url, {method: req.method, headers, ...(req.body === undefined ? {} : {body: Buffer.isBuffer(req.body) ? req.body : req.body()})});
       } catch (e) {
         const code = errorCode(e);
+        if (this.#closed) throw new FerryError('INTERRUPTED', `${req.what}: the run ended`);
         if (attempt < retries && code !== undefined && RETRY_ERRORS.has(code)) {
           await this.#sleep(attempt++, undefined, `connection failed (${code})`, req.what);
           continue;
