@@ -349,7 +349,13 @@ export class RegistryClient {
         if (!challenge) throw new FerryError('AUTH', `${req.what}: ${this.registry} answered 401 without saying how to authenticate`);
         if (authTried) {
           const credential = await this.credential();
-          throw new FerryError('AUTH', credential ? `${req.what}: ${this.registry} refused the credentials (401)` : `${req.what}: ${this.registry} wants credentials (ferry login ${this.registry}, or --creds USER:PASSWORD)`);
+          if (!credential) throw new FerryError('AUTH', `${req.what}: ${this.registry} wants credentials (ferry login ${this.registry}, or --creds USER:PASSWORD)`);
+          // The token service took the credentials but granted less than the call needs.
+          if (challenge.params.error === 'insufficient_scope') {
+            const who = 'username' in credential && credential.username ? `user ${credential.username}` : 'these credentials';
+            throw new FerryError('AUTH', `${req.what}: ${this.registry} denies ${who} the access this needs (${challenge.params.scope ?? req.scopes.join(' ')}: insufficient_scope)`);
+          }
+          throw new FerryError('AUTH', `${req.what}: ${this.registry} refused the credentials (401)`);
         }
         authTried = true;
         // Requests sent side by side (blobs in parallel) meet the same 401: the first asks for the
