@@ -47,7 +47,9 @@ export function debugRequested(env: NodeJS.ProcessEnv): boolean {
  * Where registry credentials and state live, as docker, podman and skopeo look for them:
  * `$DOCKER_CONFIG` (else ~/.docker) for config.json; `$REGISTRY_AUTH_FILE`, else
  * `$XDG_RUNTIME_DIR/containers/auth.json` and `$XDG_CONFIG_HOME/containers/auth.json` (podman's);
- * push's upload journal in `$FERRY_STATE_DIR`, else `$XDG_STATE_HOME/ferry` (~/.local/state/ferry).
+ * push's upload journal in `$FERRY_STATE_DIR`, else `$XDG_STATE_HOME/ferry` (~/.local/state/ferry);
+ * certs.d trees: podman's per-user `~/.config/containers/certs.d` (containers-certs.d(5)), then
+ * `/etc/containers/certs.d` and `/etc/docker/certs.d`.
  */
 export function registryFromEnvironment(env: NodeJS.ProcessEnv): RegistryOptions {
   const home = env.HOME || os.homedir();
@@ -61,6 +63,8 @@ export function registryFromEnvironment(env: NodeJS.ProcessEnv): RegistryOptions
     dockerConfigDir: env.DOCKER_CONFIG || path.join(home, '.docker'),
     authFiles,
     stateDir: env.FERRY_STATE_DIR || path.join(env.XDG_STATE_HOME || path.join(home, '.local', 'state'), 'ferry'),
+    // containers/image reads $HOME/.config/containers/certs.d (not $XDG_CONFIG_HOME) before the system trees.
+    certsDirs: [path.join(home, '.config', 'containers', 'certs.d'), '/etc/containers/certs.d', '/etc/docker/certs.d'],
     helperEnv: env,
   };
 }

@@ -6,7 +6,7 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import {runOk} from './daemons.js';
-import {makeTestCertificates} from './tls-certs.js';
+import {makeClientCertificate, makeTestCertificates} from './tls-certs.js';
 
 /**
  * Debian's real registry (docker-registry = distribution 2.8.2) on 127.0.0.1, with a config file we
@@ -29,6 +29,11 @@ export interface Credentials {
 export interface RegistryOptions {
   /** Serve HTTPS with a server certificate for 127.0.0.1 and localhost signed by a fresh test CA. */
   tls?: boolean;
+  /**
+   * With tls: require a client certificate signed by a second test CA (distribution's
+   * `http.tls.clientcas`, which makes Go demand and verify one). The pair is in `clientCert`.
+   */
+  clientCerts?: boolean;
   /** 'htpasswd': Basic auth (bcrypt file from `htpasswd -B`); 'token': Bearer tokens from a test token server. */
   auth?: RegistryAuth;
   /** Users for htpasswd or token auth; default one user `ferry` with a random password. */
@@ -51,6 +56,8 @@ export interface RunningRegistry {
   certsDir?: string;
   /** `<certsDir>/<host>`: the directory skopeo's `--src-cert-dir`/`--dest-cert-dir` want (tls only). */
   hostCertDir?: string;
+  /** clientCerts only: a client certificate and key the registry accepts (PEM), and the CA that signed them. Not in certsDir. */
+  clientCert?: {certFile: string; keyFile: string; caFile: string};
   /** The first user (htpasswd or token auth). */
   credentials?: Credentials;
   tokenServer?: TokenServer;
@@ -96,10 +103,10 @@ function registryEnv(): NodeJS.ProcessEnv {
 /** YAML double-quoted scalars are JSON strings. */
 const q = (s: string): string => JSON.stringify(s);
 
-async function probe(url: string, ca: Buffer | undefined): Promise<number> {
+async function probe(url: string, ca: Buffer | undefined, client?: {cert: Buffer; key: Buffer}): Promise<number> {
   return await new Promise<number>((resolve) => {
     const lib = url.startsWith('https:') ? https : http;
-    const req = lib.get(url, {timeout: 2000, ...(ca ? {ca} : {})}, (res) => {
+    const req = lib.get(url, {timeout: 2000, ...(ca ? {ca} : {}), ...client}, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -161,6 +168,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     let caFile: string | undefined;
     let certsDir: string | undefined;
     let hostCertDir: string | undefined;
+    let clientCert: RunningRegistry['clientCert'];
     if (options.tls) {
       const certs = makeTestCertificates(path.join(root, 'tls'));
       caFile = certs.caFile;
@@ -169,6 +177,10 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
       mkdirSync(hostCertDir, {recursive: true});
       writeFileSync(path.join(hostCertDir, 'ca.crt'), readFileSync(certs.caFile));
       lines.push('  tls:', `    certificate: ${q(certs.certFile)}`, `    key: ${q(certs.keyFile)}`);
+      if (options.clientCerts) {
+        clientCert = makeClientCertificate(path.join(root, 'client-tls'));
+        lines.push('    clientcas:', `      - ${q(clientCert.caFile)}`);
+      }
     }
     if (auth === 'htpasswd') {
       const file = path.join(root, 'htpasswd');
@@ -187,6 +199,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     writeFileSync(configFile, lines.join('\n'));
     const url = `${options.tls ? 'https' : 'http'}://${host}`;
     const ca = caFile ? readFileSync(caFile) : undefined;
+    const probeClient = clientCert ? {cert: readFileSync(clientCert.certFile), key: readFileSync(clientCert.keyFile)} : undefined;
 
     const launch = async (): Promise<void> => {
       const fd = openSync(logFile, 'a');
@@ -199,7 +212,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
       const deadline = Date.now() + 20_000;
       for (;;) {
         if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`docker-registry exited early (${proc.exitCode ?? proc.signalCode}); see ${logFile}`);
-        const status = await probe(`${url}/v2/`, ca);
+        const status = await probe(`${url}/v2/`, ca, probeClient);
         if (status === 200 || status === 401) return;
         if (Date.now() > deadline) throw new Error(`docker-registry did not answer GET /v2/ within 20 s; see ${logFile}`);
         await new Promise((r) => setTimeout(r, 100));
@@ -224,6 +237,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     if (caFile !== undefined) handle.caFile = caFile;
     if (certsDir !== undefined) handle.certsDir = certsDir;
     if (hostCertDir !== undefined) handle.hostCertDir = hostCertDir;
+    if (clientCert !== undefined) handle.clientCert = clientCert;
     if (auth !== 'none' && firstUser) handle.credentials = {username: firstUser[0], password: firstUser[1]};
     if (tokenServer) handle.tokenServer = tokenServer;
     return handle;

@@ -50,3 +50,20 @@ export function makeTestCertificates(dir: string, options: TestCertificateOption
   runOk('openssl', ['x509', '-req', '-in', csrFile, '-CA', caFile, '-CAkey', caKeyFile, '-set_serial', randomSerial(), '-days', '2', '-extfile', extFile, '-out', certFile]);
   return {dir, caFile, caKeyFile, certFile, keyFile};
 }
+
+/** A second throw-away CA and a client certificate (extendedKeyUsage clientAuth) it signed: what a registry with `clientcas` asks for. */
+export function makeClientCertificate(dir: string): {caFile: string; certFile: string; keyFile: string} {
+  mkdirSync(dir, {recursive: true});
+  const caFile = path.join(dir, 'client-ca.crt');
+  const caKeyFile = path.join(dir, 'client-ca.key');
+  const certFile = path.join(dir, 'client.cert');
+  const keyFile = path.join(dir, 'client.key');
+  const csrFile = path.join(dir, 'client.csr');
+  const extFile = path.join(dir, 'client.ext');
+  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  runOk('openssl', ['req', '-x509', ...ecKey, '-keyout', caKeyFile, '-out', caFile, '-days', '2', '-set_serial', randomSerial(), '-subj', '/CN=ferry test client CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  runOk('openssl', ['req', '-new', ...ecKey, '-keyout', keyFile, '-out', csrFile, '-subj', '/CN=ferry test client']);
+  writeFileSync(extFile, ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth', ''].join('\n'));
+  runOk('openssl', ['x509', '-req', '-in', csrFile, '-CA', caFile, '-CAkey', caKeyFile, '-set_serial', randomSerial(), '-days', '2', '-extfile', extFile, '-out', certFile]);
+  return {caFile, certFile, keyFile};
+}

@@ -134,6 +134,9 @@ export class RegistryClient {
   #base: Promise<URL> | undefined;
   readonly #agents: {http: http.Agent; https: https.Agent};
   readonly #tokens = new Map<string, {value: string; expires: number}>();
+  #closed = false;
+  /** Token requests under way, per scope set. */
+  readonly #pending = new Map<string, Promise<void>>();
   #credential: Promise<Credential | undefined> | undefined;
   #basic: string | undefined;
   /** Counts of what happened, for summaries (retries). */
@@ -153,8 +156,12 @@ export class RegistryClient {
     };
   }
 
-  /** Releases the keep-alive sockets. */
+  /**
+   * Releases the keep-alive sockets. Requests still under way (the other blobs of a push that just
+   * failed) end there: no retry, no note after the run's error line, no traffic after the run.
+   */
   close(): void {
+    this.#closed = true;
     this.#agents.http.destroy();
     this.#agents.https.destroy();
   }
@@ -187,9 +194,13 @@ export class RegistryClient {
   #networkError(error: unknown, what: string): FerryError {
     if (error instanceof FerryError) return error;
     const code = errorCode(error);
-    const message = printable(String((error as Error)?.message ?? error));
+    const message = printable(String((error as Error)?.message ?? error).trim());
     if (code === 'ECONNREFUSED') return new FerryError('IO', `${what}: connection refused (${this.host})`);
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new FerryError('IO', `${what}: cannot resolve ${this.host}`);
+    // The server's alert "bad certificate" (42) or "certificate required" (116): it wants a client certificate ferry did not present (or refused the one it did).
+    if (/ALERT_BAD_CERTIFICATE|ALERT_CERTIFICATE_REQUIRED/.test(code ?? '') || /alert (bad certificate|certificate required)/i.test(message)) {
+      return new FerryError('IO', `${what}: TLS: ${this.host} refused the connection for want of an accepted client certificate (put a client.cert and client.key pair beside ca.crt in --cert-dir or certs.d/${this.host}/)`);
+    }
     if (/certificate|self.signed|unable to verify/i.test(message)) return new FerryError('IO', `${what}: TLS: ${message} (trust its CA in /etc/docker/certs.d/${this.host}/ca.crt or --cert-dir, or pass --tls-verify=false)`);
     return new FerryError('IO', `${what}: ${message}`);
   }
@@ -270,6 +281,18 @@ export class RegistryClient {
     this.#tokens.set(scopes.join(' '), {value, expires: (Number.isNaN(issued) ? Date.now() : Math.min(issued, Date.now())) + lifetime * 0.9});
   }
 
+  /** #authenticate, once at a time per scope set: concurrent callers share the one token request. */
+  #authenticateOnce(challenge: Challenge, scopes: readonly string[], what: string): Promise<void> {
+    const key = scopes.join(' ');
+    let pending = this.#pending.get(key);
+    if (!pending) {
+      this.forget(scopes);
+      pending = this.#authenticate(challenge, scopes, what).finally(() => this.#pending.delete(key));
+      this.#pending.set(key, pending);
+    }
+    return pending;
+  }
+
   #tokenGet(realm: URL, service: string | undefined, scopes: readonly string[], authorization: string | undefined): Promise<ApiResponse> {
     const url = new URL(realm);
     if (service) url.searchParams.set('service', service);
@@ -299,18 +322,21 @@ export class RegistryClient {
     let authTried = false;
     let redirects = 0;
     for (let attempt = 0; ; ) {
+      if (this.#closed) throw new FerryError('INTERRUPTED', `${req.what}: the run ended`);
       const headers: Record<string, string> = {...req.headers};
       // Credentials go only to the registry itself, never to a host it redirects to (blob storage).
       if (url.host === base.host) {
         const authorization = await this.#authorization(req.scopes);
         if (authorization) headers.Authorization = authorization;
       }
+      const sent = headers.Authorization;
       let res: ApiResponse;
       this.stats.requests++;
       try {
         res = await this.#send(url, {method: req.method, headers, ...(req.body === undefined ? {} : {body: Buffer.isBuffer(req.body) ? req.body : req.body()})});
       } catch (e) {
         const code = errorCode(e);
+        if (this.#closed) throw new FerryError('INTERRUPTED', `${req.what}: the run ended`);
         if (attempt < retries && code !== undefined && RETRY_ERRORS.has(code)) {
           await this.#sleep(attempt++, undefined, `connection failed (${code})`, req.what);
           continue;
@@ -323,11 +349,20 @@ export class RegistryClient {
         if (!challenge) throw new FerryError('AUTH', `${req.what}: ${this.registry} answered 401 without saying how to authenticate`);
         if (authTried) {
           const credential = await this.credential();
-          throw new FerryError('AUTH', credential ? `${req.what}: ${this.registry} refused the credentials (401)` : `${req.what}: ${this.registry} wants credentials (ferry login ${this.registry}, or --creds USER:PASSWORD)`);
+          if (!credential) throw new FerryError('AUTH', `${req.what}: ${this.registry} wants credentials (ferry login ${this.registry}, or --creds USER:PASSWORD)`);
+          // The token service took the credentials but granted less than the call needs.
+          if (challenge.params.error === 'insufficient_scope') {
+            const who = 'username' in credential && credential.username ? `user ${credential.username}` : 'these credentials';
+            throw new FerryError('AUTH', `${req.what}: ${this.registry} denies ${who} the access this needs (${challenge.params.scope ?? req.scopes.join(' ')}: insufficient_scope)`);
+          }
+          throw new FerryError('AUTH', `${req.what}: ${this.registry} refused the credentials (401)`);
         }
         authTried = true;
-        this.forget(req.scopes);
-        await this.#authenticate(challenge, req.scopes, req.what);
+        // Requests sent side by side (blobs in parallel) meet the same 401: the first asks for the
+        // token, the others wait for it, and one that comes back after it was cached just uses it.
+        const current = await this.#authorization(req.scopes);
+        if (current !== undefined && current !== sent) continue;
+        await this.#authenticateOnce(challenge, req.scopes, req.what);
         continue;
       }
       if (RETRY_STATUS.has(res.status) && attempt < retries) {

@@ -1,7 +1,7 @@
 import {Readable} from 'node:stream';
 import pLimit from 'p-limit';
 import {DigestMismatchError, FerryError, SizeMismatchError} from '../../errors.js';
-import {artifactKind} from '../../formats/layout/read.js';
+import {ANNOTATION_REF_NAME, artifactKind} from '../../formats/layout/read.js';
 import {openChecked} from '../../io/blobs/checked-read.js';
 import {sniffCompression, SNIFF_BYTES} from '../../io/compress/sniff.js';
 import {configPlatform, parseConfig, parseJson} from '../../model/config.js';
@@ -275,7 +275,9 @@ async function referrersOf(ctx: Context, ref: RegistryRef, digest: Digest): Prom
     const tag = `${algorithm}-${hex}.${suffix}`;
     const doc = await fetchManifestIfAny(ctx.client, ctx.repository, tag, `${ctx.label}: ${tag}`);
     if (!doc || entries.some((e) => e.descriptor?.digest === doc.digest)) continue;
-    const descriptor: Descriptor = {mediaType: doc.mediaType, digest: doc.digest, size: doc.bytes.length};
+    // The tag rides on the descriptor as its ref.name: archives write an artifact's descriptor as it
+    // came, so the name survives pull → archive → push (which tags it again) and marks its subject.
+    const descriptor: Descriptor = {mediaType: doc.mediaType, digest: doc.digest, size: doc.bytes.length, annotations: {[ANNOTATION_REF_NAME]: tag}};
     const kind = artifactKind(descriptor, doc.parsed) ?? 'signature';
     const artifact = readArtifact(ctx, doc, descriptor, `${ctx.label}: ${tag}`, kind);
     artifact.subject ??= {digest};
