@@ -33,6 +33,8 @@ export interface Blob {
   readonly absent?: string;
   /** A foreign (non-distributable) layer: where its blob lives instead (the descriptor's urls). */
   readonly foreign?: boolean;
+  /** The registry repository the blob is read from: another repository of that registry can mount it. */
+  readonly origin?: {registry: string; repository: string};
 }
 
 /**

@@ -148,17 +148,20 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   try {
     const want = options.compress ?? 'keep';
     // Layers that live in a registry are fetched into files first (restart-safe beside a local destination).
-    const omitted = options.omitBlobs ?? new Set<string>();
-    const fetching = await fetchRemoteLayers(chosen, options.looseLayers ?? [], omitted, remote || toStdout ? undefined : dest.path, output, settings, signal, progress);
+    // Layers the destination takes without their bytes (a registry mounting them from another of its
+    // repositories) are neither fetched, checked nor recompressed: the registry has them, checked.
+    const omitted = new Set<string>(options.omitBlobs ?? []);
+    const mounted = new Set(want === 'keep' ? storedLayers(chosen.entries, omitted).filter((l) => writer.canMount?.(l) === true).map((l) => l.descriptor.digest) : []);
+    const fetching = await fetchRemoteLayers(chosen, options.looseLayers ?? [], new Set([...omitted, ...mounted]), remote || toStdout ? undefined : dest.path, output, settings, signal, progress);
     cache = fetching.cache;
     const {entries: planned, primary, loose} = fetching;
-    const jobs = await planRecompression(planned, writer, want, omitted, options.keepBlobs === true, note);
+    const jobs = await planRecompression(planned, writer, want, new Set([...omitted, ...mounted]), options.keepBlobs === true, note);
     if (options.keepDigests && !options.manifestFormat && writer.keepsManifests !== false) refuseImplicitRewrites(planned, writer, jobs, options.dockerLayout);
     const checked = await repairs(planned, want, jobs, omitted, settings, note);
     // A recompressed blob loses whatever followed its compressed stream (a repair): not refused there.
     // A recompressed layer is checked by its transcode, in the same pass that encodes it.
     const transcoded = new Set(jobs.map((j) => j.layer.descriptor.digest));
-    const layers = [...storedLayers(planned, omitted), ...loose].filter((l) => !checked.has(l.descriptor.digest) && !transcoded.has(l.descriptor.digest));
+    const layers = [...storedLayers(planned, omitted), ...loose].filter((l) => !checked.has(l.descriptor.digest) && !transcoded.has(l.descriptor.digest) && !mounted.has(l.descriptor.digest));
     contents = checkLayerContents(layers, settings.limits, concurrency).catch((e: unknown) => {
       stop.abort(e);
       throw e;

@@ -2,7 +2,7 @@ import {FerryError, UsageError} from '../errors.js';
 import {ANNOTATION_REF_NAME} from '../formats/layout/read.js';
 import {manifestFor, planLayout, type LayoutPlan} from '../formats/layout/write.js';
 import type {Archive, ArchiveEntry, Image, RawDocument, ReadResult} from '../model/image.js';
-import {sameReference} from '../model/reference.js';
+import {sameReference, tryParseReference} from '../model/reference.js';
 import type {Platform} from '../model/platform.js';
 import {resolveSettings, type SettingsInput} from '../settings.js';
 import {bundle} from './bundle/index.js';
@@ -97,7 +97,13 @@ export async function openArchive(source: string, options: OpenArchiveOptions = 
     return {format: explicit.name as Archive['format'], location: ref.path, ...result, close: result.close, [Symbol.asyncDispose]: result.close};
   }
   if (explicit && !explicit.local) throw new UsageError(`"${source}": ${explicit.name}: cannot be read`);
-  const local = await openLocal(ref.path, readOptions, {index: !(explicit?.local?.accepts === 'file' && !explicit.local.detect)});
+  const local = await openLocal(ref.path, readOptions, {index: !(explicit?.local?.accepts === 'file' && !explicit.local.detect)}).catch((e: unknown) => {
+    // `host/repo:tag` with no file of that name is most likely a registry image without its prefix.
+    if (explicit === undefined && e instanceof FerryError && e.code === 'NOT_FOUND' && /[/:]/.test(ref.path) && tryParseReference(ref.path)) {
+      throw new FerryError('NOT_FOUND', `${e.message} (for an image in a registry write docker://${ref.path}, in a daemon docker-daemon:${ref.path})`, {cause: e});
+    }
+    throw e;
+  });
   try {
     const row = explicit ?? (await detect(local));
     const result = explicit ? await row.local!.read(local, ref, readOptions) : await readDetected(row, local, ref, readOptions);

@@ -3,7 +3,7 @@ import type {FormatWriteOptions, FormatWriteResult} from '../formats/layout/writ
 export type {FormatWriteResult, ManifestFormat, UploadStats} from '../formats/layout/write.js';
 import type {FileTree} from '../io/fs/file-tree.js';
 import type {OpenedInput} from '../io/fs/input.js';
-import type {ArchiveEntry, ReadResult} from '../model/image.js';
+import type {ArchiveEntry, Blob, ReadResult} from '../model/image.js';
 import type {Compression} from '../model/media-types.js';
 import type {Platform} from '../model/platform.js';
 import type {DaemonOptions, RegistryOptions, Settings} from '../settings.js';
@@ -54,6 +54,8 @@ export interface ArchiveWriter {
   indexes: IndexPolicy;
   /** Layer compressions every consumer of this form loads as they are (docs/formats.md §9). */
   accepts(compression: Compression): boolean;
+  /** True for a blob the destination takes without its bytes (a registry mounting it from another of its repositories). */
+  canMount?(blob: Blob): boolean;
   /** False for a destination that keeps no manifest bytes at all (a daemon): keepDigests has nothing to keep there. */
   keepsManifests?: boolean;
   /** Learns what the destination takes before anything is planned (a daemon's API version); indexes and accepts may change. */

@@ -1,8 +1,9 @@
 import {UsageError} from '../../errors.js';
+import {imagesOf} from '../../model/image.js';
 import type {Transport} from '../types.js';
 import {RegistryClient} from './client.js';
 import {DEFAULT_JOBS} from './options.js';
-import {formatRegistryRef, parseRegistryRef} from './reference.js';
+import {apiHost, formatRegistryRef, parseRegistryRef} from './reference.js';
 import {readRegistry} from './source.js';
 
 /**
@@ -37,9 +38,15 @@ export const docker: Transport = {
     indexes: 'keep',
     // A registry stores any blob; what its pullers load as it is: gzip, zstd and plain tars.
     accepts: (c) => c === 'none' || c === 'gzip' || c === 'zstd',
+    canMount: (blob) => blob.origin !== undefined && blob.origin.registry === parseRegistryRef(`docker://${ref.path}`).registry,
     async write(entries, _target, o) {
       const registryRef = parseRegistryRef(`docker://${ref.path}`);
-      const registry = options.registry ?? {};
+      // Blobs read from another repository of this registry are mounted from there, not sent.
+      const knownBlobs = options.registry?.knownBlobs ?? new Map<string, string>();
+      for (const image of entries.flatMap((e) => imagesOf(e.root))) {
+        for (const layer of image.layers) if (layer.origin?.registry === registryRef.registry) knownBlobs.set(`${apiHost(registryRef.registry)}@${layer.descriptor.digest}`, layer.origin.repository);
+      }
+      const registry = {...options.registry, knownBlobs};
       const client = new RegistryClient(registryRef.registry, registry);
       try {
         const {pushEntries} = await import('./push.js');

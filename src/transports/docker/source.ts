@@ -74,6 +74,10 @@ export class RemoteBlob implements Blob {
     protected readonly repository: string,
   ) {}
 
+  get origin(): {registry: string; repository: string} {
+    return {registry: this.client.registry, repository: this.repository};
+  }
+
   /** Raw bytes from `options.start`, resuming after a broken body; checked by the reader (checked-read.ts). */
   openCompressed(options: OpenOptions = {}): Readable {
     const start = options.start ?? 0;
