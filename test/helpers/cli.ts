@@ -25,8 +25,9 @@ let checked = false;
  */
 export function requireBuiltCli(): string {
   if (checked) return BIN;
-  const built = path.join(ROOT, 'dist', 'src', 'index.js');
-  for (const needed of [built, path.join(ROOT, 'dist', 'commands', 'inspect.js'), path.join(ROOT, 'oclif.manifest.json')]) {
+  // The CLI runs from the bundle (scripts/bundle.js), which is made after tsc: it is the last thing built.
+  const built = path.join(ROOT, 'dist', 'bundle', 'ferry.js');
+  for (const needed of [path.join(ROOT, 'dist', 'src', 'index.js'), built, path.join(ROOT, 'dist', 'bundle', 'worker.js'), path.join(ROOT, 'oclif.manifest.json')]) {
     if (!existsSync(needed)) throw new Error(`${path.relative(ROOT, needed)} is missing: the CLI tests run the built CLI; run \`npm run build\` first (npm test does)`);
   }
   const sources = Math.max(newestSource(path.join(ROOT, 'src')), newestSource(path.join(ROOT, 'commands')));
