@@ -141,7 +141,8 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
     cache = fetching.cache;
     const {entries: planned, primary} = fetching;
     const jobs = await planRecompression(planned, writer, want, note);
-    if (options.keepDigests && !options.manifestFormat) refuseImplicitRewrites(planned, writer, jobs, options.dockerLayout);
+    // Only `keep` transcodes implicitly; --compress gzip|zstd|none is the change asked for.
+    if (options.keepDigests && !options.manifestFormat) refuseImplicitRewrites(planned, writer, want === 'keep' ? jobs : [], options.dockerLayout);
     const checked = await repairs(planned, want, jobs, settings, note);
     // A recompressed blob loses whatever followed its compressed stream (a repair): not refused there.
     const layers = allImages(planned).flatMap((image) => image.layers).filter((l) => !checked.has(l.descriptor.digest));

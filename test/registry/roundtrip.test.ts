@@ -117,6 +117,35 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
     for (const {form} of FORMS) expect((await skopeoRaw(`${reg.host}/schema2-from-${form}:1`)).raw.equals(view.raw)).toBe(true);
   });
 
+  it('--compress gzip asks for new digests: push, pull and convert write gzip layers, print old → new, and the registry serves what ferry printed', async () => {
+    await ferryOk(['push', LEGACY, `${reg.host}/compress-src:1`], env);
+    const source = await skopeoRaw(`${reg.host}/compress-src:1`);
+    const archiveConfig = (await execOk('skopeo', ['inspect', '--config', '--raw', `docker-archive:${LEGACY}`])).stdoutBytes;
+    const gzipped = async (repo: string): Promise<string> => {
+      const view = await skopeoRaw(`${reg.host}/${repo}:1`);
+      expect(view.parsed.layers?.map((l) => l.mediaType), repo).toEqual(source.parsed.layers?.map(() => MT.ociLayerGzip));
+      // The image is the same one: same config bytes (so the same image ID and diffIDs).
+      expect(view.parsed.config?.digest).toBe(sha256(archiveConfig));
+      expect(view.rawDigest).not.toBe(source.rawDigest);
+      return view.rawDigest;
+    };
+    const pushed = await ferryOk(['push', '--compress', 'gzip', LEGACY, `${reg.host}/compress-push:1`], env);
+    const viaPush = await gzipped('compress-push');
+    expect(pushed.stdout).toContain(`pushed ${reg.host}/compress-push:1 ${viaPush}`);
+
+    const dest = path.join(work, 'compressed.tar');
+    const pulled = await ferryOk(['pull', '--compress', 'gzip', `${reg.host}/compress-src:1`, dest], env);
+    const change = /manifest (sha256:[0-9a-f]{64}) → (sha256:[0-9a-f]{64})/.exec(pulled.stderr);
+    expect(change?.[1]).toBe(source.rawDigest);
+    await ferryOk(['push', dest, `${reg.host}/compress-pulled:1`], env);
+    expect(await gzipped('compress-pulled')).toBe(change?.[2]);
+
+    const converted = await ferryOk(['convert', '--compress', 'gzip', `docker://${reg.host}/compress-src:1`, `docker://${reg.host}/compress-convert:1`], env);
+    expect(converted.stderr).toContain(`manifest ${source.rawDigest} → ${await gzipped('compress-convert')}`);
+    // The same gzip parameters every time: one new digest, whichever command made it.
+    expect(new Set([viaPush, change?.[2], (await skopeoRaw(`${reg.host}/compress-convert:1`)).rawDigest]).size).toBe(1);
+  });
+
   it('ferry convert docker://A docker://B is digest-exact (schema2 manifest, and an index with an attestation)', async () => {
     for (const name of ['schema2', 'docker25']) {
       const expected = (await skopeoRaw(`${reg.host}/${name}:1`)).rawDigest;
