@@ -153,8 +153,11 @@ export class RegistryClient {
     };
   }
 
-  /** Releases the keep-alive sockets. */
+  #closed = false;
+
+  /** Releases the keep-alive sockets; calls still in flight (a failed transfer's siblings) end without retrying. */
   close(): void {
+    this.#closed = true;
     this.#agents.http.destroy();
     this.#agents.https.destroy();
   }
@@ -311,6 +314,8 @@ export class RegistryClient {
         res = await this.#send(url, {method: req.method, headers, ...(req.body === undefined ? {} : {body: Buffer.isBuffer(req.body) ? req.body : req.body()})});
       } catch (e) {
         const code = errorCode(e);
+        // Closed under it: the run has already failed (or finished); a retry would only print notes after its last line.
+        if (this.#closed) throw new FerryError('IO', `${req.what}: the connection to ${this.registry} was closed`);
         if (attempt < retries && code !== undefined && RETRY_ERRORS.has(code)) {
           await this.#sleep(attempt++, undefined, `connection failed (${code})`, req.what);
           continue;
