@@ -1,6 +1,7 @@
 import {Args} from '@oclif/core';
 import {logout} from '../src/ops/registry.js';
 import {FerryCommand} from './base.js';
+import {registryFromEnvironment} from './environment.js';
 
 export default class Logout extends FerryCommand {
   static override summary = 'Log out of a registry: remove the credentials docker login stored for it.';
@@ -11,7 +12,8 @@ export default class Logout extends FerryCommand {
 
   async run(): Promise<void> {
     const {args} = await this.parse(Logout);
-    const removed = await logout(args.host, {settings: this.settings});
+    // No registry flags here, but the same files as login: $DOCKER_CONFIG, not always ~/.docker.
+    const removed = await logout(args.host, {settings: {...this.settings, registry: {...this.settings.registry, ...registryFromEnvironment(process.env)}}});
     this.result(removed ? `Removed login credentials for ${args.host}` : `Not logged in to ${args.host}`, false);
   }
 }

@@ -58,7 +58,7 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo', 'openssl', 'htpasswd'))
     expect((await ferryOk(['tags', '--tls-verify=false', `${reg.host}/tls/edge`], env)).stdout.trim()).toBe('1');
   });
 
-  it('htpasswd: --creds, or ferry login (docker config.json) then push and pull without flags', async () => {
+  it('htpasswd: --creds, or ferry login (docker config.json) then push and pull without flags; logout forgets', async () => {
     const reg = await start({auth: 'htpasswd'});
     const env = isolatedEnv(path.join(work, 'htpasswd'));
     const {username, password} = reg.credentials!;
@@ -85,6 +85,9 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo', 'openssl', 'htpasswd'))
     await ferryOk(['push', SOURCE, ref2], env);
     expect(await skopeoDigest(reg, ref2)).toBe(expected);
     expect((await ferryOk(['pull', ref2, `oci:${path.join(work, 'basic.oci')}`], env)).stdout).toContain(expected);
+    await ferryOk(['logout', reg.host], env);
+    expect((JSON.parse(readFileSync(config, 'utf8')) as {auths?: Record<string, unknown>}).auths?.[reg.host]).toBeUndefined();
+    expect((await ferry(['tags', `${reg.host}/basic/edge`], env)).code).toBe(1);
   });
 
   it('token auth: ferry does the token dance with --creds for push, pull and tags; a user without access is refused', async () => {
