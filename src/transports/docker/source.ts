@@ -1,7 +1,7 @@
 import {Readable} from 'node:stream';
 import pLimit from 'p-limit';
 import {DigestMismatchError, FerryError, SizeMismatchError} from '../../errors.js';
-import {artifactKind} from '../../formats/layout/read.js';
+import {ANNOTATION_REF_NAME, artifactKind} from '../../formats/layout/read.js';
 import {openChecked} from '../../io/blobs/checked-read.js';
 import {sniffCompression, SNIFF_BYTES} from '../../io/compress/sniff.js';
 import {configPlatform, parseConfig, parseJson} from '../../model/config.js';
@@ -279,7 +279,9 @@ async function referrersOf(ctx: Context, ref: RegistryRef, digest: Digest): Prom
     const kind = artifactKind(descriptor, doc.parsed) ?? 'signature';
     const artifact = readArtifact(ctx, doc, descriptor, `${ctx.label}: ${tag}`, kind);
     artifact.subject ??= {digest};
-    entries.push({names: [`${ref.registry}/${ref.repository}:${tag}`], root: artifact, descriptor});
+    // The tag goes in ref.name as well: an archive keeps an artifact's descriptor as it came, and a
+    // push of that archive finds the tag there (without it the signature would land untagged).
+    entries.push({names: [`${ref.registry}/${ref.repository}:${tag}`], root: artifact, descriptor: {...descriptor, annotations: {[ANNOTATION_REF_NAME]: tag}}});
   }
   return entries;
 }
