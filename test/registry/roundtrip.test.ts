@@ -147,11 +147,19 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
   });
 
   it('ferry convert docker://A docker://B is digest-exact (schema2 manifest, and an index with an attestation)', async () => {
-    for (const name of ['schema2', 'docker25']) {
+    // Sources of its own (this test runs alone too): skopeo's schema2 push, ferry's push of the Docker 25+ index.
+    await execOk('skopeo', ['copy', '-q', '--dest-tls-verify=false', `docker-archive:${LEGACY}`, `docker://${reg.host}/conv-schema2:1`]);
+    await ferryOk(['push', docker25.tar, `${reg.host}/conv-docker25:1`], env);
+    for (const name of ['conv-schema2', 'conv-docker25']) {
       const expected = (await skopeoRaw(`${reg.host}/${name}:1`)).rawDigest;
+      const from = logSize(reg);
       const r = await ferryOk(['convert', `docker://${reg.host}/${name}:1`, `docker://${reg.host}/${name}-converted:2`], env);
       expect(r.stdout).toContain(expected);
       expect(await judged(`${name}-converted`, '2')).toBe(expected);
+      // Within one registry every blob is mounted from the source repository, none uploaded again.
+      const mounts = await registryLog(reg, from, new RegExp(`"POST /v2/${name}-converted/blobs/uploads/\\?mount=sha256:[0-9a-f]{64}&from=${name} HTTP/1\\.1" 201 `), 1);
+      expect(mounts.length).toBeGreaterThan(0);
+      expect(await registryLog(reg, from, new RegExp(`"(PUT|PATCH) /v2/${name}-converted/blobs/uploads/`))).toEqual([]);
       // Every blob the manifests name is in the target repository: skopeo copies it all out (checking
       // each digest) into a dir: layout, which keeps the manifest bytes.
       const out = path.join(work, `${name}-converted.skopeo`);

@@ -24,7 +24,8 @@ export const docker: Transport = {
       const registryRef = parseRegistryRef(`docker://${ref.path}`);
       const client = new RegistryClient(registryRef.registry, options.settings.registry);
       try {
-        const result = await readRegistry(registryRef, client, {limits: options.settings.limits, jobs: options.settings.registry.jobs ?? DEFAULT_JOBS, ...(options.referrers ? {referrers: true} : {})});
+        const known = options.settings.registry.knownBlobs;
+        const result = await readRegistry(registryRef, client, {limits: options.settings.limits, jobs: options.settings.registry.jobs ?? DEFAULT_JOBS, ...(options.referrers ? {referrers: true} : {}), ...(known ? {knownBlobs: known} : {})});
         return {...result, close: async () => client.close()};
       } catch (e) {
         client.close();
