@@ -39,6 +39,8 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('tags and bulk transfe
     reg = await startRegistry();
     work = tempDir('ferry-reg-bulk-');
     env = isolatedEnv(work);
+    // What the pull tests read: the fixture's three names under src/ (the push --all test checks this form of push).
+    await ferryOk(['push', MULTI, `${reg.host}/src`, '--all'], env);
   });
   afterAll(async () => {
     await reg?.stop();
@@ -108,7 +110,7 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('tags and bulk transfe
   });
 
   it('pull REF REF REF DEST: one archive holding the images, every shared blob stored once', async () => {
-    const refs = ['edge:1', 'edge-child:1', 'edge:latest'].map((r) => `${reg.host}/mirror/ferry-fixture/${r}`);
+    const refs = ['edge:1', 'edge-child:1', 'edge:latest'].map((r) => `${reg.host}/src/ferry-fixture/${r}`);
     const distinct = new Set((await Promise.all(refs.map(blobsOf))).flat());
     // edge:1 and edge:latest are one image; the child shares every layer of edge and adds one.
     const [edge, child] = [await blobsOf(refs[0]!), await blobsOf(refs[1]!)];
@@ -132,15 +134,15 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('tags and bulk transfe
     expect(new Set(members)).toEqual(distinct);
     // docker's manifest.json lists the images by their tags; skopeo reads each one back out.
     for (const name of ['ferry-fixture/edge:1', 'ferry-fixture/edge-child:1']) {
-      const ref = `${reg.host}/mirror/${name}`;
+      const ref = `${reg.host}/src/${name}`;
       const config = (await execOk('skopeo', ['inspect', '--config', '--raw', `docker-archive:${tar}:${ref}`])).stdoutBytes;
       expect(sha256(config)).toBe((await skopeoRaw(ref)).parsed.config?.digest);
     }
   });
 
   it('--keep-going with a missing reference: the rest is written, exit 1, and --report says which failed', async () => {
-    const good = `${reg.host}/mirror/ferry-fixture/edge-child:1`;
-    const bad = `${reg.host}/mirror/ferry-fixture/edge:no-such-tag`;
+    const good = `${reg.host}/src/ferry-fixture/edge-child:1`;
+    const bad = `${reg.host}/src/ferry-fixture/edge:no-such-tag`;
     const dest = path.join(work, 'partial.tar');
     const report = path.join(work, 'pull-report.json');
     const r = await ferry(['pull', '--keep-going', '--report', report, good, bad, dest], env);
@@ -162,7 +164,7 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('tags and bulk transfe
   it('without --keep-going a missing reference fails the pull: exit 1, one line on stderr, nothing at DEST or beside it', async () => {
     const dest = path.join(work, 'all-or-nothing.tar');
     const before = readdirSync(work).sort();
-    const r = await ferry(['pull', `${reg.host}/mirror/ferry-fixture/edge:1`, `${reg.host}/mirror/nope:1`, dest], env);
+    const r = await ferry(['pull', `${reg.host}/src/ferry-fixture/edge:1`, `${reg.host}/src/nope:1`, dest], env);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/^ferry: .*nope:1.*MANIFEST_UNKNOWN/);
@@ -170,7 +172,7 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('tags and bulk transfe
     expect(readdirSync(work).sort()).toEqual(before);
     // The report, when asked for, still says what happened.
     const report = path.join(work, 'failed-report.json');
-    const r2 = await ferry(['pull', '--report', report, `${reg.host}/mirror/ferry-fixture/edge:1`, `${reg.host}/mirror/nope:1`, dest], env);
+    const r2 = await ferry(['pull', '--report', report, `${reg.host}/src/ferry-fixture/edge:1`, `${reg.host}/src/nope:1`, dest], env);
     expect(r2.code).toBe(1);
     expect(existsSync(dest)).toBe(false);
     const listed = JSON.parse(readFileSync(report, 'utf8')) as Array<Record<string, string>>;

@@ -65,15 +65,18 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
 
   /** Pull REF into every form, push each back under its own repository: each push serves `digest`. */
   async function everyHop(name: string, digest: string): Promise<void> {
-    for (const {form, dest} of FORMS) {
-      const target = dest(path.join(work, `${name}-${form}`));
-      const pulled = await ferryOk(['pull', `${reg.host}/${name}:1`, target], env);
-      // `pulled REF DIGEST` names what the registry served.
-      expect(pulled.stdout).toContain(`pulled ${reg.host}/${name}:1 ${digest}`);
-      const pushed = await ferryOk(['push', target, `${reg.host}/${name}-from-${form}:1`], env);
-      expect(pushed.stdout).toContain(`pushed ${reg.host}/${name}-from-${form}:1 ${digest}`);
-      expect(await judged(`${name}-from-${form}`, '1'), `${name} via ${form}`).toBe(digest);
-    }
+    // The three forms side by side (each ferry run is mostly node starting up).
+    await Promise.all(
+      FORMS.map(async ({form, dest}) => {
+        const target = dest(path.join(work, `${name}-${form}`));
+        const pulled = await ferryOk(['pull', `${reg.host}/${name}:1`, target], env);
+        // `pulled REF DIGEST` names what the registry served.
+        expect(pulled.stdout).toContain(`pulled ${reg.host}/${name}:1 ${digest}`);
+        const pushed = await ferryOk(['push', target, `${reg.host}/${name}-from-${form}:1`], env);
+        expect(pushed.stdout).toContain(`pushed ${reg.host}/${name}-from-${form}:1 ${digest}`);
+        expect(await judged(`${name}-from-${form}`, '1'), `${name} via ${form}`).toBe(digest);
+      }),
+    );
   }
 
   it('a legacy docker-archive (docker 20.10 save): the manifest ferry makes for it on the first push is the one every later hop serves', async () => {
@@ -169,20 +172,20 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
   });
 
   it('docker:// sources give the answers the pushed archive gives: inspect, verify, ls, cat, export, squash, manifest, config', async () => {
-    const remote = `docker://${reg.host}/ociarchive:1`;
     const local = `oci-archive:${OCI_ARCHIVE}`;
+    await ferryOk(['push', local, `${reg.host}/reads:1`], env);
+    const remote = `docker://${reg.host}/reads:1`;
     const both = async (args: (src: string) => string[]): Promise<[Buffer, Buffer]> => {
-      const a = await ferryOk(args(local), env);
-      const b = await ferryOk(args(remote), env);
+      const [a, b] = await Promise.all([ferryOk(args(local), env), ferryOk(args(remote), env)]);
       return [a.stdoutBytes, b.stdoutBytes];
     };
     // inspect and verify: the same, but for the form and the name the image goes by.
-    for (const command of ['inspect', 'verify']) {
-      const [a, b] = await both((src) => [command, '--json', src]);
+    const documents = await Promise.all(['inspect', 'verify'].map(async (command) => [command, await both((src) => [command, '--json', src])] as const));
+    for (const [command, [a, b]] of documents) {
       const la = JSON.parse(a.toString()) as {format: string; images?: number | Array<{names: string[]}>};
       const lb = JSON.parse(b.toString()) as {format: string; images?: number | Array<{names: string[]}>};
       expect([la.format, lb.format]).toEqual(['oci-archive', 'docker']);
-      for (const [x, name] of [[la, 'ferry-fixture/edge:1'], [lb, `${reg.host}/ociarchive:1`]] as const) {
+      for (const [x, name] of [[la, 'ferry-fixture/edge:1'], [lb, `${reg.host}/reads:1`]] as const) {
         if (Array.isArray(x.images)) {
           expect(x.images.map((i) => i.names)).toEqual([[name]]);
           for (const i of x.images) i.names = [];
@@ -192,57 +195,64 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
       expect(lb, command).toEqual(la);
     }
     // ls, cat, manifest, config: byte for byte; manifest and config are what skopeo reads.
-    for (const args of [['ls'], ['ls', '--json'], ['cat'], ['manifest'], ['config']]) {
-      const extra = args[0] === 'cat' ? ['/srv/keep.txt'] : [];
-      const [a, b] = await both((src) => [...args, src, ...extra]);
-      expect(a.length, args.join(' ')).toBeGreaterThan(0);
-      expect(b.equals(a), args.join(' ')).toBe(true);
-    }
-    const [manifest, config] = [(await ferryOk(['manifest', remote], env)).stdoutBytes, (await ferryOk(['config', remote], env)).stdoutBytes];
-    expect(manifest.equals((await skopeoRaw(`${reg.host}/ociarchive:1`)).raw)).toBe(true);
+    const printed = new Map<string, Buffer>();
+    await Promise.all(
+      [['ls'], ['ls', '--json'], ['cat'], ['manifest'], ['config']].map(async (args) => {
+        const extra = args[0] === 'cat' ? ['/srv/keep.txt'] : [];
+        const [a, b] = await both((src) => [...args, src, ...extra]);
+        expect(a.length, args.join(' ')).toBeGreaterThan(0);
+        expect(b.equals(a), args.join(' ')).toBe(true);
+        printed.set(args.join(' '), b);
+      }),
+    );
+    const [manifest, config] = [printed.get('manifest')!, printed.get('config')!];
+    expect(manifest.equals((await skopeoRaw(`${reg.host}/reads:1`)).raw)).toBe(true);
     expect(config.equals((await execOk('skopeo', ['inspect', '--raw', '--config', `oci-archive:${OCI_ARCHIVE}`])).stdoutBytes)).toBe(true);
     // export and squash write files: the same bytes from either source.
     const files = (tag: string): [string, string] => [path.join(work, `${tag}-local.tar`), path.join(work, `${tag}-remote.tar`)];
     const [ea, eb] = files('export');
-    await ferryOk(['export', local, ea], env);
-    await ferryOk(['export', remote, eb], env);
-    expect(readFileSync(eb).equals(readFileSync(ea))).toBe(true);
     const [sa, sb] = files('squash');
-    await ferryOk(['squash', local, `oci-archive:${sa}`, '--tag', 'ferry-test/squashed:1'], env);
-    await ferryOk(['squash', remote, `oci-archive:${sb}`, '--tag', 'ferry-test/squashed:1'], env);
+    const [, , , , diff] = await Promise.all([
+      ferryOk(['export', local, ea], env),
+      ferryOk(['export', remote, eb], env),
+      ferryOk(['squash', local, `oci-archive:${sa}`, '--tag', 'ferry-test/squashed:1'], env),
+      ferryOk(['squash', remote, `oci-archive:${sb}`, '--tag', 'ferry-test/squashed:1'], env),
+      // And diff finds nothing between the archive and the registry's copy.
+      ferry(['diff', local, remote], env),
+    ]);
+    expect(readFileSync(eb).equals(readFileSync(ea))).toBe(true);
     expect(readFileSync(sb).equals(readFileSync(sa))).toBe(true);
-    // And diff finds nothing between the archive and the registry's copy.
-    const diff = await ferry(['diff', local, remote], env);
     expect(diff.code, diff.stderr).toBe(0);
     expect(diff.stdout).toMatch(/the same image \(same config digest\): nothing differs/);
   });
 
   it('a push of what the registry has uploads no blob byte (HEAD only); a pull rerun after a failure fetches no byte it already has', async () => {
-    // Push again what the first test pushed: the registry's log shows HEADs and no upload.
+    // Push twice: the second time the registry's log shows HEADs and no upload.
+    await ferryOk(['push', `oci-archive:${OCI_ARCHIVE}`, `${reg.host}/idem:1`], env);
     const from = logSize(reg);
-    const again = JSON.parse((await ferryOk(['push', '--json', `oci-archive:${OCI_ARCHIVE}`, `${reg.host}/ociarchive:1`], env)).stdout) as {transfer: Transfer};
-    const manifest = (await skopeoRaw(`${reg.host}/ociarchive:1`)).parsed;
+    const again = JSON.parse((await ferryOk(['push', '--json', `oci-archive:${OCI_ARCHIVE}`, `${reg.host}/idem:1`], env)).stdout) as {transfer: Transfer};
+    const manifest = (await skopeoRaw(`${reg.host}/idem:1`)).parsed;
     const blobs = [manifest.config!.digest, ...manifest.layers!.map((l) => l.digest)];
     expect(again.transfer.uploadedBytes).toBe(0);
     expect(again.transfer.uploaded).toBe(0);
     expect(again.transfer.skipped).toBe(blobs.length);
-    const heads = await registryLog(reg, from, /"HEAD \/v2\/ociarchive\/blobs\/sha256:[0-9a-f]{64} HTTP\/1\.1" 200 /, blobs.length);
+    const heads = await registryLog(reg, from, /"HEAD \/v2\/idem\/blobs\/sha256:[0-9a-f]{64} HTTP\/1\.1" 200 /, blobs.length);
     expect(heads).toHaveLength(blobs.length);
-    expect(await registryLog(reg, from, /"(POST|PATCH|PUT) \/v2\/ociarchive\/blobs\//)).toEqual([]);
+    expect(await registryLog(reg, from, /"(POST|PATCH|PUT) \/v2\/idem\/blobs\//)).toEqual([]);
     // The same push to a new tag of a new repository mounts nothing it was not told about, but a
     // second push there is again HEAD only.
-    await ferryOk(['push', `oci-archive:${OCI_ARCHIVE}`, `${reg.host}/ociarchive-b:1`], env);
+    await ferryOk(['push', `oci-archive:${OCI_ARCHIVE}`, `${reg.host}/idem-b:1`], env);
     const from2 = logSize(reg);
-    const third = JSON.parse((await ferryOk(['push', '--json', `oci-archive:${OCI_ARCHIVE}`, `${reg.host}/ociarchive-b:2`], env)).stdout) as {transfer: Transfer};
+    const third = JSON.parse((await ferryOk(['push', '--json', `oci-archive:${OCI_ARCHIVE}`, `${reg.host}/idem-b:2`], env)).stdout) as {transfer: Transfer};
     expect(third.transfer.uploadedBytes).toBe(0);
-    expect(await registryLog(reg, from2, /"(POST|PATCH|PUT) \/v2\/ociarchive-b\/blobs\//)).toEqual([]);
+    expect(await registryLog(reg, from2, /"(POST|PATCH|PUT) \/v2\/idem-b\/blobs\//)).toEqual([]);
 
     // A pull to a new DEST: the byte count is the layers' (skopeo's sizes), and the archive is the same bytes as the first pull's.
     const layerBytes = manifest.layers!.reduce((n, l) => n + l.size, 0);
     const first = path.join(work, 'idem-1.tar');
     const second = path.join(work, 'idem-2.tar');
-    const t1 = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/ociarchive:1`, first], env)).stdout) as {transfer: Transfer};
-    const t2 = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/ociarchive:1`, second], env)).stdout) as {transfer: Transfer};
+    const t1 = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/idem:1`, first], env)).stdout) as {transfer: Transfer};
+    const t2 = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/idem:1`, second], env)).stdout) as {transfer: Transfer};
     expect(t1.transfer.fetchedBytes + t1.transfer.reusedBytes).toBe(layerBytes);
     expect(t2.transfer.fetchedBytes + t2.transfer.reusedBytes).toBe(layerBytes);
     expect(readFileSync(second).equals(readFileSync(first))).toBe(true);
@@ -250,17 +260,17 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
     // A pull that failed after fetching (the legacy layout keeps no manifest, so it is refused) leaves
     // its blobs beside DEST; the rerun fetches nothing, and the registry served no blob GET.
     const dest = path.join(work, 'rerun.tar');
-    const refused = await ferry(['pull', '--docker-layout', 'legacy', `${reg.host}/ociarchive:1`, dest], env);
+    const refused = await ferry(['pull', '--docker-layout', 'legacy', `${reg.host}/idem:1`, dest], env);
     expect(refused.code).toBe(1);
     expect(() => statSync(dest)).toThrow();
     const cache = path.join(work, '.rerun.tar.ferry-pull');
     const cached = readdirSync(cache);
     expect(cached).toHaveLength(manifest.layers!.length);
     const from3 = logSize(reg);
-    const rerun = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/ociarchive:1`, dest], env)).stdout) as {transfer: Transfer};
+    const rerun = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/idem:1`, dest], env)).stdout) as {transfer: Transfer};
     expect(rerun.transfer.fetchedBytes).toBe(0);
     expect(rerun.transfer.reusedBytes).toBe(layerBytes);
-    expect(await registryLog(reg, from3, /"GET \/v2\/ociarchive\/blobs\/sha256:[0-9a-f]{64} HTTP\/1\.1" 20[06] /, 1)).toHaveLength(1); // the config only
+    expect(await registryLog(reg, from3, /"GET \/v2\/idem\/blobs\/sha256:[0-9a-f]{64} HTTP\/1\.1" 20[06] /, 1)).toHaveLength(1); // the config only
     expect(readFileSync(dest).equals(readFileSync(first))).toBe(true);
     expect(() => statSync(cache)).toThrow(); // the cache is gone once DEST is written
 
@@ -272,12 +282,12 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
     const name = cached.find((f) => f.endsWith(biggest.digest.slice(7)))!;
     const part = path.join(cache2, `${name}.part`);
     const layerFile = path.join(work, 'biggest.blob');
-    await execOk('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/ociarchive:1`, `dir:${path.join(work, 'skopeo-dir')}`]);
+    await execOk('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/idem:1`, `dir:${path.join(work, 'skopeo-dir')}`]);
     copyFileSync(path.join(work, 'skopeo-dir', biggest.digest.slice(7)), layerFile);
     copyFileSync(layerFile, part);
     const half = Math.floor(biggest.size / 2);
     truncateSync(part, half);
-    const resumed = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/ociarchive:1`, dest2], env)).stdout) as {transfer: Transfer};
+    const resumed = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/idem:1`, dest2], env)).stdout) as {transfer: Transfer};
     expect(resumed.transfer.reusedBytes).toBe(half);
     expect(resumed.transfer.fetchedBytes).toBe(layerBytes - half);
     expect(readFileSync(dest2).equals(readFileSync(first))).toBe(true);
