@@ -149,6 +149,18 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
     expect(new Set([viaPush, change?.[2], (await skopeoRaw(`${reg.host}/compress-convert:1`)).rawDigest]).size).toBe(1);
   });
 
+  it('--chunk-size: blobs go up in PATCH chunks distribution 2.8 appends in order; the digests are skopeo\'s', async () => {
+    const expected = sha256((await execOk('skopeo', ['inspect', '--raw', `oci:${OCI_DIR}`])).stdoutBytes);
+    const from = logSize(reg);
+    const r = JSON.parse((await ferryOk(['push', '--json', '--chunk-size', '64K', `oci:${OCI_DIR}`, `${reg.host}/chunked:1`], env)).stdout) as {transfer: Transfer};
+    expect(await judged('chunked', '1')).toBe(expected);
+    const manifest = (await skopeoRaw(`${reg.host}/chunked:1`)).parsed;
+    const blobs = [manifest.config!, ...manifest.layers!];
+    const chunks = blobs.reduce((n, b) => n + Math.ceil(b.size / 65536), 0);
+    expect(await registryLog(reg, from, /"PATCH \/v2\/chunked\/blobs\/uploads\/\S+ HTTP\/1\.1" 202 /, chunks)).toHaveLength(chunks);
+    expect(r.transfer.uploadedBytes).toBe(blobs.reduce((n, b) => n + b.size, 0));
+  });
+
   it('ferry convert docker://A docker://B is digest-exact (schema2 manifest, and an index with an attestation)', async () => {
     // Sources of its own (this test runs alone too): skopeo's schema2 push, ferry's push of the Docker 25+ index.
     await execOk('skopeo', ['copy', '-q', '--dest-tls-verify=false', `docker-archive:${LEGACY}`, `docker://${reg.host}/conv-schema2:1`]);
