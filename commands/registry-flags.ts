@@ -42,7 +42,8 @@ export interface RegistryFlagValues {
 
 /** The registry options of one run: the environment's files and directories, then the flags. */
 export function registryOptions(flags: RegistryFlagValues, env: NodeJS.ProcessEnv, onRetry: (message: string) => void): RegistryOptions {
-  const options: RegistryOptions = {...registryFromEnvironment(env), tlsVerify: flags['tls-verify'], plainHttp: flags['plain-http'], jobs: flags.jobs, retries: flags.retry, onRetry};
+  // knownBlobs: one per run, shared by its reads and writes (a registry-to-registry copy mounts what it read).
+  const options: RegistryOptions = {...registryFromEnvironment(env), tlsVerify: flags['tls-verify'], plainHttp: flags['plain-http'], jobs: flags.jobs, retries: flags.retry, onRetry, knownBlobs: new Map()};
   if (flags['cert-dir'] !== undefined) options.certDir = flags['cert-dir'];
   if (flags.creds !== undefined) {
     const colon = flags.creds.indexOf(':');

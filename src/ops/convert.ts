@@ -1,3 +1,4 @@
+import {resolveSettings} from '../settings.js';
 import {openArchive, parseDestination} from '../transports/table.js';
 import {selectEntries} from './select.js';
 import {writeArchive, type WriteOptions, type WriteSummary} from './write-archive.js';
@@ -22,13 +23,16 @@ export interface ConvertSummary extends WriteSummary {
  */
 export async function convertArchive(source: string, destination: string, options: ConvertOptions = {}): Promise<ConvertSummary> {
   const dest = parseDestination(destination); // a bad DEST is a usage error before any reading
-  const archive = await openArchive(source, {...(options.settings ? {settings: options.settings} : {}), ...(options.stdin ? {stdin: options.stdin} : {}), ...(options.referrers ? {referrers: true} : {})});
+  // One map of known blobs for the read and the write: a copy within one registry mounts what it read.
+  const resolved = resolveSettings(options.settings);
+  const settings = {...resolved, registry: {...resolved.registry, knownBlobs: resolved.registry.knownBlobs ?? new Map<string, string>()}};
+  const archive = await openArchive(source, {settings, ...(options.stdin ? {stdin: options.stdin} : {}), ...(options.referrers ? {referrers: true} : {})});
   const keepDigests = options.keepDigests ?? (archive.format === 'docker' || dest.transport === 'docker');
   try {
     for (const w of archive.warnings) options.note?.(`warning: ${w}`);
     for (const p of archive.problems) options.note?.(`warning: ${p}`);
     const entries = await selectEntries(archive, options.images ?? []);
-    const summary = await writeArchive(destination, entries, {...options, keepDigests});
+    const summary = await writeArchive(destination, entries, {...options, settings, keepDigests});
     return {...summary, source: {format: archive.format, location: archive.location}};
   } finally {
     await archive.close();

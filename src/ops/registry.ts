@@ -4,7 +4,7 @@ import {isArtifact, type Archive, type ArchiveEntry} from '../model/image.js';
 import {tryParseReference, withDefaultTag} from '../model/reference.js';
 import {resolveSettings, type Settings} from '../settings.js';
 import {listTags as listRegistryTags, login as registryLogin, logout as registryLogout} from '../transports/docker/api.js';
-import {parseRegistryRef} from '../transports/docker/reference.js';
+import {formatRegistryRef, parseRegistryRef} from '../transports/docker/reference.js';
 import {openArchive, parseDestination, parseTransportRef} from '../transports/table.js';
 import {referrersAmong, selectEntries} from './select.js';
 import {writeArchive, type TransferSummary, type WriteOptions, type WriteSummary} from './write-archive.js';
@@ -76,6 +76,18 @@ async function writeReport(file: string | undefined, items: readonly TransferIte
   });
 }
 
+/** A reference's failure as a note: its error already names the reference (as ferry writes it), else the reference goes first. */
+function failureNote(ref: string, error: string): string {
+  const bare = ref.replace(/^docker:\/\//, '');
+  let canonical = bare;
+  try {
+    canonical = formatRegistryRef(parseRegistryRef(`docker://${bare}`));
+  } catch {
+    // not a registry reference (a push SOURCE): compared as written
+  }
+  return error.startsWith(`${bare}:`) || error.startsWith(`${canonical}:`) ? error : `${ref}: ${error}`;
+}
+
 function failure(items: readonly TransferItem[]): FerryError | undefined {
   const failed = items.filter((i) => i.error !== undefined);
   if (failed.length === 0) return undefined;
@@ -120,7 +132,7 @@ export async function pullImages(refs: readonly string[], destination: string, o
       } catch (e) {
         if (!options.keepGoing || e instanceof UsageError) throw e;
         item.error = describeError(e);
-        options.note?.(`${item.ref}: ${item.error}`);
+        options.note?.(failureNote(item.ref, item.error));
       }
     }
     if (entries.length === 0) throw failure(items) ?? new FerryError('NOT_FOUND', 'nothing to pull');
@@ -234,7 +246,7 @@ export async function pushImages(sources: readonly string[], target: string, opt
       } catch (e) {
         if (!options.keepGoing || e instanceof UsageError) throw e;
         item.error = describeError(e);
-        options.note?.(`${item.ref}: ${item.error}`);
+        options.note?.(failureNote(item.ref, item.error));
       }
     }
     transfer.retries += retries();

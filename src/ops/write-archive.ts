@@ -156,7 +156,8 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
     cache = fetching.cache;
     const {entries: planned, primary, loose} = fetching;
     const jobs = await planRecompression(planned, writer, want, new Set([...omitted, ...mounted]), options.keepBlobs === true, note);
-    if (options.keepDigests && !options.manifestFormat && writer.keepsManifests !== false) refuseImplicitRewrites(planned, writer, jobs, options.dockerLayout);
+    // Only `keep` transcodes implicitly; --compress gzip|zstd|none is the change asked for.
+    if (options.keepDigests && !options.manifestFormat && writer.keepsManifests !== false) refuseImplicitRewrites(planned, writer, want === 'keep' ? jobs : [], options.dockerLayout);
     const checked = await repairs(planned, want, jobs, omitted, settings, note);
     // A recompressed blob loses whatever followed its compressed stream (a repair): not refused there.
     // A recompressed layer is checked by its transcode, in the same pass that encodes it.

@@ -1,9 +1,8 @@
 import {UsageError} from '../../errors.js';
-import {imagesOf} from '../../model/image.js';
 import type {Transport} from '../types.js';
 import {RegistryClient} from './client.js';
 import {DEFAULT_JOBS} from './options.js';
-import {apiHost, formatRegistryRef, parseRegistryRef} from './reference.js';
+import {formatRegistryRef, parseRegistryRef} from './reference.js';
 import {readRegistry} from './source.js';
 
 /**
@@ -24,7 +23,8 @@ export const docker: Transport = {
       const registryRef = parseRegistryRef(`docker://${ref.path}`);
       const client = new RegistryClient(registryRef.registry, options.settings.registry);
       try {
-        const result = await readRegistry(registryRef, client, {limits: options.settings.limits, jobs: options.settings.registry.jobs ?? DEFAULT_JOBS, ...(options.referrers ? {referrers: true} : {})});
+        const known = options.settings.registry.knownBlobs;
+        const result = await readRegistry(registryRef, client, {limits: options.settings.limits, jobs: options.settings.registry.jobs ?? DEFAULT_JOBS, ...(options.referrers ? {referrers: true} : {}), ...(known ? {knownBlobs: known} : {})});
         return {...result, close: async () => client.close()};
       } catch (e) {
         client.close();
@@ -41,12 +41,8 @@ export const docker: Transport = {
     canMount: (blob) => blob.origin !== undefined && blob.origin.registry === parseRegistryRef(`docker://${ref.path}`).registry,
     async write(entries, _target, o) {
       const registryRef = parseRegistryRef(`docker://${ref.path}`);
-      // Blobs read from another repository of this registry are mounted from there, not sent.
-      const knownBlobs = options.registry?.knownBlobs ?? new Map<string, string>();
-      for (const image of entries.flatMap((e) => imagesOf(e.root))) {
-        for (const layer of image.layers) if (layer.origin?.registry === registryRef.registry) knownBlobs.set(`${apiHost(registryRef.registry)}@${layer.descriptor.digest}`, layer.origin.repository);
-      }
-      const registry = {...options.registry, knownBlobs};
+      // Blobs read from another repository of this registry (recorded in knownBlobs as they were read) are mounted from there.
+      const registry = options.registry ?? {};
       const client = new RegistryClient(registryRef.registry, registry);
       try {
         const {pushEntries} = await import('./push.js');

@@ -168,6 +168,13 @@ interface Context {
   /** Nodes by digest: a manifest listed twice is fetched once. */
   cache: Map<string, Promise<Node>>;
   limit: ReturnType<typeof pLimit>;
+  /** The run's `HOST@DIGEST` → repository map: a push to another repository of this registry mounts these blobs. */
+  known?: Map<string, string>;
+}
+
+/** Blobs seen in the source repository, so a push to the same registry mounts them rather than uploading them again. */
+function remember(ctx: Context, descriptors: readonly Descriptor[]): void {
+  for (const d of descriptors) if (!ctx.known?.has(`${ctx.client.host}@${d.digest}`)) ctx.known?.set(`${ctx.client.host}@${d.digest}`, ctx.repository);
 }
 
 async function fetchBlobBytes(ctx: Context, d: Descriptor, what: string): Promise<Buffer> {
@@ -199,6 +206,7 @@ async function readImage(ctx: Context, doc: RawDocument, d: Descriptor, where: s
   const config = parseConfig(configBytes, configDesc.mediaType, `${where}: config ${configDesc.digest}`);
   const diffIds = config.parsed.rootfs.diff_ids;
   if (diffIds.length !== layerDescs.length) throw new FerryError('BAD_ARCHIVE', `${where}: the manifest lists ${layerDescs.length} layers but its config has ${diffIds.length} diff_ids`);
+  remember(ctx, [configDesc, ...layerDescs]);
   const layers: Layer[] = layerDescs.map((ld, i) => new RemoteLayer(ld, diffIds[i]!, `${where}: layer[${i}] ${ld.digest}`, ctx.client, ctx.repository, ctx.limits));
   return {manifest: doc, config, layers, platform: d.platform ?? configPlatform(config.parsed)};
 }
@@ -207,6 +215,7 @@ function readArtifact(ctx: Context, doc: RawDocument, d: Descriptor, where: stri
   const m = doc.parsed as Record<string, unknown>;
   const config = parseDescriptor(m.config, `${where} config`);
   const layers = Array.isArray(m.layers) ? m.layers.map((l, i) => parseDescriptor(l, `${where} layers[${i}]`)) : [];
+  remember(ctx, [config, ...layers]);
   const blobs = [config, ...layers].map((bd, i) => new RemoteBlob(bd, `${where}: ${i === 0 ? 'config' : `layer[${i - 1}]`} ${bd.digest}`, ctx.client, ctx.repository));
   const artifact: Artifact = {kind, manifest: doc, blobs, artifactType: typeof m.artifactType === 'string' ? m.artifactType : config.mediaType};
   const referenced = d.annotations?.['vnd.docker.reference.digest'];
@@ -285,7 +294,9 @@ async function referrersOf(ctx: Context, ref: RegistryRef, digest: Digest): Prom
     const kind = artifactKind(descriptor, doc.parsed) ?? 'signature';
     const artifact = readArtifact(ctx, doc, descriptor, `${ctx.label}: ${tag}`, kind);
     artifact.subject ??= {digest};
-    entries.push({names: [`${ref.registry}/${ref.repository}:${tag}`], root: artifact, descriptor});
+    // The tag goes in ref.name as well: an archive keeps an artifact's descriptor as it came, and a
+    // push of that archive finds the tag there (without it the signature would land untagged).
+    entries.push({names: [`${ref.registry}/${ref.repository}:${tag}`], root: artifact, descriptor: {...descriptor, annotations: {[ANNOTATION_REF_NAME]: tag}}});
   }
   return entries;
 }
@@ -296,10 +307,10 @@ async function referrersOf(ctx: Context, ref: RegistryRef, digest: Digest): Prom
  * has a tag. With `referrers`, signatures, SBOMs and attestations that refer to any of its manifests
  * come along as artifact entries.
  */
-export async function readRegistry(ref: RegistryRef, client: RegistryClient, options: {limits: Limits; jobs: number; referrers?: boolean}): Promise<ReadResult> {
+export async function readRegistry(ref: RegistryRef, client: RegistryClient, options: {limits: Limits; jobs: number; referrers?: boolean; knownBlobs?: Map<string, string>}): Promise<ReadResult> {
   const label = formatRegistryRef(ref);
   const doc = await fetchManifest(client, ref.repository, manifestReference(ref), label);
-  const ctx: Context = {client, repository: ref.repository, limits: options.limits, label, warnings: [], cache: new Map(), limit: pLimit(Math.max(1, options.jobs))};
+  const ctx: Context = {client, repository: ref.repository, limits: options.limits, label, warnings: [], cache: new Map(), limit: pLimit(Math.max(1, options.jobs)), ...(options.knownBlobs ? {known: options.knownBlobs} : {})};
   const descriptor: Descriptor = {mediaType: doc.mediaType, digest: doc.digest, size: doc.bytes.length};
   const root = await readNode(ctx, doc, descriptor, label, 0);
   // A pinned reference (name:tag@digest) keeps its tag as the image's name.
