@@ -97,6 +97,18 @@ export abstract class FerryCommand extends Command {
     this.settings = {...this.settings, registry: registryOptions(flags, process.env, (m) => this.note(m))};
   }
 
+  /**
+   * A run that did what it could but not everything (--keep-going): its results are printed, then one
+   * line on stderr says what failed (even with --quiet) and the exit code is 1.
+   */
+  protected failedSome(items: ReadonlyArray<{ref: string; error?: string}>): void {
+    const failed = items.filter((i) => i.error !== undefined);
+    if (failed.length === 0) return;
+    // Each failure was noted as it happened (and is in --report): this line names them once more.
+    process.stderr.write(`ferry: ${printable(`${failed.length} of ${items.length} failed: ${failed.map((f) => f.ref).join(', ')}${this.#quiet ? ` (first: ${failed[0]!.error})` : ''}`)}\n`);
+    process.exitCode = 1;
+  }
+
   /** Notes and warnings go to stderr, never stdout; --quiet drops them. */
   protected note(message: string): void {
     if (!this.#quiet) process.stderr.write(`ferry: ${printable(message.replace(/\s*\n\s*/g, ' '))}\n`);

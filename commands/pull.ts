@@ -62,11 +62,12 @@ export default class Pull extends FerryCommand {
     });
     if (!json) {
       const onStdout = dest.path === '-';
-      for (const item of summary.refs) this.result(`pulled ${item.ref} ${item.digest ?? ''}`.trimEnd(), onStdout);
+      for (const item of summary.refs) if (item.error === undefined) this.result(`pulled ${item.ref} ${item.digest ?? ''}`.trimEnd(), onStdout);
       const t = summary.transfer;
       const moved = t ? ` (fetched ${humanSize(t.fetchedBytes)}${t.reusedBytes > 0 ? `, ${humanSize(t.reusedBytes)} already here` : ''})` : '';
       this.result(`wrote ${describeDestination(summary)}: ${summary.images} image(s), ${summary.blobs} blob(s), ${humanSize(summary.bytes)}${moved}`, onStdout);
     }
+    this.failedSome(summary.refs);
     return summary;
   }
 }

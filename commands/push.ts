@@ -57,10 +57,11 @@ export default class Push extends FerryCommand {
       stdin: process.stdin,
     });
     if (!json) {
-      for (const item of summary.refs) this.result(`pushed ${item.ref} ${item.digest ?? ''}`.trimEnd(), false);
+      for (const item of summary.refs) if (item.error === undefined) this.result(`pushed ${item.ref} ${item.digest ?? ''}`.trimEnd(), false);
       const t = summary.transfer;
       this.result(`uploaded ${humanSize(t.uploadedBytes)} in ${t.uploaded} blob(s); ${humanSize(t.skippedBytes)} in ${t.skipped + t.mounted} blob(s) already there${t.mounted > 0 ? ` or mounted (${t.mounted})` : ''}${t.retries > 0 ? `; ${t.retries} retries` : ''}`, false);
     }
+    this.failedSome(summary.refs);
     return summary;
   }
 }

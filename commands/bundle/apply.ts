@@ -35,7 +35,8 @@ export default class BundleApply extends FerryCommand {
       progress: progressFor({quiet: flags.quiet, json}),
       settings: this.settings,
     });
-    if (!json) for (const item of summary.refs) this.result(`applied ${item.ref} ${item.digest ?? ''}`.trimEnd(), false);
+    if (!json) for (const item of summary.refs) if (item.error === undefined) this.result(`applied ${item.ref} ${item.digest ?? ''}`.trimEnd(), false);
+    this.failedSome(summary.refs);
     return summary;
   }
 }

@@ -228,3 +228,27 @@ export async function resolveLayers(images: readonly Image[]): Promise<void> {
   for (const image of images) for (const layer of image.layers) if (layer.resolve && !seen.has(layer)) seen.add(layer);
   await Promise.all([...seen].map((layer) => layer.resolve!()));
 }
+
+/** The manifest and index digests a node answers to (what a referrer's subject names). */
+function nodeDigests(node: Node): string[] {
+  if (isArtifact(node)) return [node.manifest.digest];
+  if (isImageIndex(node)) return [node.document.digest, ...node.children.flatMap((c) => (c.target ? nodeDigests(c.target) : []))];
+  return node.manifest ? [node.manifest.digest] : [];
+}
+
+/** What a top-level artifact refers to: its subject, or the manifest a cosign `sha256-HEX.sig` tag names. */
+function artifactSubjects(entry: ArchiveEntry): string[] {
+  const out: string[] = [];
+  if (isArtifact(entry.root) && entry.root.subject) out.push(entry.root.subject.digest);
+  for (const ref of [...(entry.refNames ?? []), ...entry.names]) {
+    const tag = /sha256-([a-f0-9]{64})\.(?:sig|att|sbom)$/.exec(ref)?.[1];
+    if (tag) out.push(`sha256:${tag}`);
+  }
+  return out;
+}
+
+/** The top-level artifacts of `source` that refer to any of `picked` (signatures, attestations, referrers). */
+export function referrersAmong(source: Pick<ReadResult, 'entries'>, picked: readonly ArchiveEntry[]): ArchiveEntry[] {
+  const digests = new Set(picked.flatMap((e) => nodeDigests(e.root)));
+  return source.entries.filter((entry) => isArtifact(entry.root) && !picked.includes(entry) && artifactSubjects(entry).some((d) => digests.has(d)));
+}

@@ -9,7 +9,7 @@ import {TarTree} from '../io/fs/file-tree.js';
 import {parseJson} from '../model/config.js';
 import {isRecord, parseDescriptor, type Descriptor} from '../model/descriptor.js';
 import {isDigest, type Digest} from '../model/digest.js';
-import {imagesOf, isArtifact, isImageIndex, type Archive, type ArchiveEntry, type Layer, type Node} from '../model/image.js';
+import {imagesOf, isArtifact, isImageIndex, referrersAmong, type Archive, type ArchiveEntry, type Layer, type Node} from '../model/image.js';
 import {formatPlatform, type Platform} from '../model/platform.js';
 import {fullName, tryParseReference, withDefaultTag} from '../model/reference.js';
 import {resolveSettings, type Settings, type SettingsInput} from '../settings.js';
@@ -20,7 +20,7 @@ import {loadImages} from './daemon.js';
 import {humanSize} from './format.js';
 import type {Progress} from './progress.js';
 import {pushImages, pushTarget, registrySource, type TransferItem} from './registry.js';
-import {referrersAmong, selectEntries} from './select.js';
+import {selectEntries} from './select.js';
 import {pickPlatforms, writeArchive} from './write-archive.js';
 import {replaceLayers} from '../model/swap.js';
 
@@ -673,7 +673,8 @@ export async function applyBundle(dir: string, target: string, options: BundleAp
   }
   if (options.report !== undefined) await writeSmallFile(options.report, Buffer.from(`${JSON.stringify(items, null, 2)}\n`));
   const failed = items.filter((i) => i.error !== undefined);
-  if (failed.length > 0) throw new FerryError('REGISTRY', `${failed.length} of ${items.length} image(s) not applied: ${failed.map((f) => `${f.ref}: ${f.error}`).join('; ')}`);
+  if (failed.length > 0 && !options.keepGoing) throw new FerryError('REGISTRY', `${failed.map((f) => `${f.ref}: ${f.error}`).join('; ')}`);
+  // With keepGoing what failed is in refs (and the report): the rest was applied.
   return {target, refs: items};
 }
 

@@ -1,18 +1,19 @@
 import {writeFile} from 'node:fs/promises';
 import {describeError, FerryError, ioError, UsageError} from '../errors.js';
-import {isArtifact, type Archive, type ArchiveEntry} from '../model/image.js';
+import {isArtifact, referrersAmong, type Archive, type ArchiveEntry} from '../model/image.js';
 import {tryParseReference, withDefaultTag} from '../model/reference.js';
 import {resolveSettings, type Settings} from '../settings.js';
 import {listTags as listRegistryTags, login as registryLogin, logout as registryLogout} from '../transports/docker/api.js';
 import {formatRegistryRef, parseRegistryRef} from '../transports/docker/reference.js';
 import {openArchive, parseDestination, parseTransportRef} from '../transports/table.js';
-import {referrersAmong, selectEntries} from './select.js';
+import {selectEntries} from './select.js';
 import {writeArchive, type TransferSummary, type WriteOptions, type WriteSummary} from './write-archive.js';
 
 /**
  * The registry shorthands docker users reach for: pull, push, tags, login, logout. Both transfers
  * keep manifest, index and config bytes (writeArchive's keepDigests), take several images at once
- * (blobs once), and with keepGoing finish what they can and say what failed.
+ * (blobs once), and with keepGoing finish what they can: the promise then resolves, and each
+ * reference that failed carries its `error` (the CLI exits 1).
  */
 
 /** One reference of a bulk transfer: what it named, and the digest it moved or why it failed. */
@@ -138,9 +139,13 @@ export async function pullImages(refs: readonly string[], destination: string, o
     if (entries.length === 0) throw failure(items) ?? new FerryError('NOT_FOUND', 'nothing to pull');
     const summary = await writeArchive(dest, entries, {...options, settings, keepDigests: true});
     if (summary.transfer) summary.transfer.retries += retries();
+    // The digest each reference now has in DEST (a --platform pick makes a new index).
+    for (const item of items) {
+      const to = summary.rewritten.find((r) => r.from === item.digest)?.to;
+      if (to !== undefined) item.digest = to;
+    }
     await writeReport(options.report, items);
-    const failed = failure(items);
-    if (failed) throw failed;
+    // With keepGoing the failures are in refs (and the report): the rest was written.
     return {...summary, refs: items};
   } catch (e) {
     if (options.report !== undefined) {
@@ -251,8 +256,6 @@ export async function pushImages(sources: readonly string[], target: string, opt
     }
     transfer.retries += retries();
     await writeReport(options.report, items);
-    const failed = failure(items);
-    if (failed) throw failed;
     return {refs: items, rewritten, transfer};
   } catch (e) {
     if (options.report !== undefined) {

@@ -1,5 +1,5 @@
 import {FerryError, UsageError} from '../errors.js';
-import {describeNode, imagesOf, isArtifact, isImageIndex, listImages, resolveLayers, type ArchiveEntry, type Image, type ListedImage, type Node, type ReadResult} from '../model/image.js';
+import {describeNode, imagesOf, isArtifact, isImageIndex, listImages, referrersAmong, resolveLayers, type ArchiveEntry, type Image, type ListedImage, type Node, type ReadResult} from '../model/image.js';
 import {formatPlatform, hostPlatform, platformMatches, type Platform} from '../model/platform.js';
 import {referenceProblem, sameReference} from '../model/reference.js';
 
@@ -82,30 +82,6 @@ export async function pickImage(source: Source, refs: readonly string[], options
   }
   const list = images.map((i) => `${describe(i)} (${formatPlatform(i.image.platform)})`).join('; ');
   throw new UsageError(`${source.location} holds ${images.length} images: ${list}; choose one with --image NAME, image ID or manifest digest`);
-}
-
-/** The manifest and index digests a node answers to (what a referrer's subject names). */
-function nodeDigests(node: Node): string[] {
-  if (isArtifact(node)) return [node.manifest.digest];
-  if (isImageIndex(node)) return [node.document.digest, ...node.children.flatMap((c) => (c.target ? nodeDigests(c.target) : []))];
-  return node.manifest ? [node.manifest.digest] : [];
-}
-
-/** What a top-level artifact refers to: its subject, or the manifest a cosign `sha256-HEX.sig` tag names. */
-function artifactSubjects(entry: ArchiveEntry): string[] {
-  const out: string[] = [];
-  if (isArtifact(entry.root) && entry.root.subject) out.push(entry.root.subject.digest);
-  for (const ref of [...(entry.refNames ?? []), ...entry.names]) {
-    const tag = /sha256-([a-f0-9]{64})\.(?:sig|att|sbom)$/.exec(ref)?.[1];
-    if (tag) out.push(`sha256:${tag}`);
-  }
-  return out;
-}
-
-/** The top-level artifacts of `source` that refer to any of `picked` (signatures, attestations, referrers). */
-export function referrersAmong(source: Pick<ReadResult, 'entries'>, picked: readonly ArchiveEntry[]): ArchiveEntry[] {
-  const digests = new Set(picked.flatMap((e) => nodeDigests(e.root)));
-  return source.entries.filter((entry) => isArtifact(entry.root) && !picked.includes(entry) && artifactSubjects(entry).some((d) => digests.has(d)));
 }
 
 /**

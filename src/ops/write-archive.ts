@@ -152,12 +152,17 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
     // repositories) are neither fetched, checked nor recompressed: the registry has them, checked.
     const omitted = new Set<string>(options.omitBlobs ?? []);
     const mounted = new Set(want === 'keep' ? storedLayers(chosen.entries, omitted).filter((l) => writer.canMount?.(l) === true).map((l) => l.descriptor.digest) : []);
-    const fetching = await fetchRemoteLayers(chosen, options.looseLayers ?? [], new Set([...omitted, ...mounted]), remote || toStdout ? undefined : dest.path, output, settings, signal, progress);
+    const skipped = new Set([...omitted, ...mounted]);
+    // A change of manifest bytes nobody asked for is refused before anything is fetched. Only `keep`
+    // transcodes implicitly; --compress gzip|zstd|none is the change asked for.
+    if (options.keepDigests && !options.manifestFormat && writer.keepsManifests !== false) {
+      const implicit = want === 'keep' ? await planRecompression(chosen.entries, writer, want, skipped, options.keepBlobs === true, () => {}) : [];
+      refuseImplicitRewrites(chosen.entries, writer, implicit, options.dockerLayout);
+    }
+    const fetching = await fetchRemoteLayers(chosen, options.looseLayers ?? [], skipped, remote || toStdout ? undefined : dest.path, output, settings, signal, progress);
     cache = fetching.cache;
     const {entries: planned, primary, loose} = fetching;
-    const jobs = await planRecompression(planned, writer, want, new Set([...omitted, ...mounted]), options.keepBlobs === true, note);
-    // Only `keep` transcodes implicitly; --compress gzip|zstd|none is the change asked for.
-    if (options.keepDigests && !options.manifestFormat && writer.keepsManifests !== false) refuseImplicitRewrites(planned, writer, want === 'keep' ? jobs : [], options.dockerLayout);
+    const jobs = await planRecompression(planned, writer, want, skipped, options.keepBlobs === true, note);
     const checked = await repairs(planned, want, jobs, omitted, settings, note);
     // A recompressed blob loses whatever followed its compressed stream (a repair): not refused there.
     // A recompressed layer is checked by its transcode, in the same pass that encodes it.

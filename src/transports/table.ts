@@ -1,7 +1,7 @@
 import {FerryError, UsageError} from '../errors.js';
 import {ANNOTATION_REF_NAME} from '../formats/layout/read.js';
 import {manifestFor, planLayout, type LayoutPlan} from '../formats/layout/write.js';
-import type {Archive, ArchiveEntry, Image, RawDocument, ReadResult} from '../model/image.js';
+import {referrersAmong, type Archive, type ArchiveEntry, type Image, type RawDocument, type ReadResult} from '../model/image.js';
 import {sameReference, tryParseReference} from '../model/reference.js';
 import type {Platform} from '../model/platform.js';
 import {resolveSettings, type SettingsInput} from '../settings.js';
@@ -156,12 +156,12 @@ async function detect(source: LocalSource): Promise<Transport> {
   throw new FerryError('UNKNOWN_FORMAT', `${source.label}: not an image archive: tried docker-archive, oci-archive and rootfs (not a tar${outer}; gzip, bzip2, xz and zstd are recognised)`);
 }
 
-/** What a `:NAME` or `@INDEX` suffix keeps of a read: the entries it names (skopeo's meaning). */
+/** What a `:NAME` or `@INDEX` suffix keeps of a read: the entries it names (skopeo's meaning), with their referrers. */
 function narrow(result: ReadResult, ref: TransportRef): ReadResult {
   if (ref.index !== undefined) {
     const entry = result.entries[ref.index];
     if (!entry) throw new FerryError('NOT_FOUND', `${ref.path}: no image at position ${ref.index} (the archive holds ${result.entries.length})`);
-    return {...result, entries: [entry]};
+    return {...result, entries: [entry, ...referrersAmong(result, [entry])]};
   }
   const name = ref.name;
   if (name === undefined) return result;
@@ -170,7 +170,8 @@ function narrow(result: ReadResult, ref: TransportRef): ReadResult {
     const known = result.entries.flatMap((e) => e.names);
     throw new FerryError('NOT_FOUND', `${ref.path}: no image named "${name}" (names: ${known.join(', ') || 'none'})`);
   }
-  return {...result, entries};
+  // Signatures and attestations of the image named travel with it.
+  return {...result, entries: [...entries, ...referrersAmong(result, entries)]};
 }
 
 /**

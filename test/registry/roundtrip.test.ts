@@ -6,7 +6,7 @@
  * registry convert, every reading command on a docker:// source against the same command on the
  * archive that was pushed, and a run that has nothing left to move moves no blob bytes.
  */
-import {mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, copyFileSync} from 'node:fs';
+import {copyFileSync, mkdirSync, readFileSync, rmSync, statSync, truncateSync} from 'node:fs';
 import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {FIXTURES} from '../helpers/cli.js';
@@ -269,15 +269,14 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
     expect(t2.transfer.fetchedBytes + t2.transfer.reusedBytes).toBe(layerBytes);
     expect(readFileSync(second).equals(readFileSync(first))).toBe(true);
 
-    // A pull that failed after fetching (the legacy layout keeps no manifest, so it is refused) leaves
-    // its blobs beside DEST; the rerun fetches nothing, and the registry served no blob GET.
+    // Whole blobs an interrupted run left beside DEST (here: skopeo's copies of the layers, put where
+    // the cache keeps them) are hashed and used: the rerun fetches no layer, the registry serves no blob GET but the config.
+    const skopeoDir = path.join(work, 'skopeo-dir');
+    await execOk('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/idem:1`, `dir:${skopeoDir}`]);
     const dest = path.join(work, 'rerun.tar');
-    const refused = await ferry(['pull', '--docker-layout', 'legacy', `${reg.host}/idem:1`, dest], env);
-    expect(refused.code).toBe(1);
-    expect(() => statSync(dest)).toThrow();
     const cache = path.join(work, '.rerun.tar.ferry-pull');
-    const cached = readdirSync(cache);
-    expect(cached).toHaveLength(manifest.layers!.length);
+    mkdirSync(cache);
+    for (const layer of manifest.layers!) copyFileSync(path.join(skopeoDir, layer.digest.slice(7)), path.join(cache, `sha256-${layer.digest.slice(7)}`));
     const from3 = logSize(reg);
     const rerun = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/idem:1`, dest], env)).stdout) as {transfer: Transfer};
     expect(rerun.transfer.fetchedBytes).toBe(0);
@@ -286,16 +285,24 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
     expect(readFileSync(dest).equals(readFileSync(first))).toBe(true);
     expect(() => statSync(cache)).toThrow(); // the cache is gone once DEST is written
 
+    // A refusal (the legacy layout keeps no manifest) comes before any blob is fetched.
+    const refusedDest = path.join(work, 'refused.tar');
+    const from4 = logSize(reg);
+    const refused = await ferry(['pull', '--docker-layout', 'legacy', `${reg.host}/idem:1`, refusedDest], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/legacy docker-archive layout keeps no manifest/);
+    expect(() => statSync(refusedDest)).toThrow();
+    expect(() => statSync(path.join(work, '.refused.tar.ferry-pull'))).toThrow();
+    expect(await registryLog(reg, from4, /"GET \/v2\/idem\/blobs\/sha256:[0-9a-f]{64} HTTP\/1\.1" 20[06] /, 1)).toHaveLength(1); // the config only
+
     // Half a blob left by a killed run is continued with Range: only the other half crosses the wire.
     const dest2 = path.join(work, 'resume.tar');
     const cache2 = path.join(work, '.resume.tar.ferry-pull');
     mkdirSync(cache2);
     const biggest = [...manifest.layers!].sort((a, b) => b.size - a.size)[0]!;
-    const name = cached.find((f) => f.endsWith(biggest.digest.slice(7)))!;
-    const part = path.join(cache2, `${name}.part`);
+    const part = path.join(cache2, `sha256-${biggest.digest.slice(7)}.part`);
     const layerFile = path.join(work, 'biggest.blob');
-    await execOk('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/idem:1`, `dir:${path.join(work, 'skopeo-dir')}`]);
-    copyFileSync(path.join(work, 'skopeo-dir', biggest.digest.slice(7)), layerFile);
+    copyFileSync(path.join(skopeoDir, biggest.digest.slice(7)), layerFile);
     copyFileSync(layerFile, part);
     const half = Math.floor(biggest.size / 2);
     truncateSync(part, half);

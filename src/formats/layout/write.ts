@@ -263,10 +263,10 @@ export async function planLayout(entries: readonly ArchiveEntry[], options: Plan
 }
 
 /**
- * An index's bytes: kept when it is an OCI index listing exactly the children written (same
- * digests, same order); otherwise regenerated as an OCI index — absent platforms dropped, Docker
- * manifest lists mapped to OCI, child descriptors updated — keeping each child's platform and
- * annotations and the index's own annotations.
+ * An index's bytes: kept when it lists exactly the children written (same digests, media types and
+ * order) and no other vocabulary is asked for; otherwise regenerated — absent platforms dropped, child
+ * descriptors updated, each child's platform and annotations and the index's own annotations kept —
+ * as a Docker manifest list when it was one and still lists only Docker manifests, else as an OCI index.
  */
 export function indexFor(index: ImageIndex, children: readonly Descriptor[], format?: ManifestFormat): RawDocument {
   const parsed = index.document.parsed;
@@ -275,7 +275,10 @@ export function indexFor(index: ImageIndex, children: readonly Descriptor[], for
     const listed = parsed.manifests as Array<Record<string, unknown>>;
     if (listed.every((d, i) => d.mediaType === children[i]!.mediaType)) return index.document;
   }
-  if (format === 'docker') {
+  // A Docker manifest list made anew (a platform subset) stays one while every child is a Docker
+  // manifest, as crane and regclient do; asked for OCI, or listing an OCI manifest, it becomes an OCI index.
+  const dockerList = format === 'docker' || (format === undefined && sourceFlavour === 'docker' && children.every((c) => c.mediaType === MediaType.dockerManifest));
+  if (dockerList) {
     const manifests = children.map((c) => {
       if (c.mediaType !== MediaType.dockerManifest) throw new FerryError('UNSUPPORTED', `index ${index.document.digest}: a Docker manifest list can only list Docker manifests, not ${c.mediaType}`);
       return descriptorJson(c);
