@@ -22,6 +22,18 @@ export interface LoadOptions extends Omit<WriteOptions, 'tags'> {
 }
 
 /**
+ * Whether a name can name a loaded image: a repository with a tag. An OCI layout's ref.name is
+ * often a tag alone ("v1", "latest": what the OCI spec shows and Docker 25 writes beside
+ * io.containerd.image.name); read as a reference it would become the image `v1:latest`.
+ */
+function fullReference(name: string, note: ((m: string) => void) | undefined): boolean {
+  const ref = tryParseReference(name);
+  if (ref && (ref.tag !== undefined || ref.digest !== undefined)) return true;
+  note?.(`"${name}" names no repository and tag (an OCI ref.name that is a tag alone?); it does not name the loaded image`);
+  return false;
+}
+
+/**
  * Loads every selected image of SOURCE into the daemon, in what that daemon loads (the layout and
  * compressions of its version: src/transports/docker-daemon/index.ts). An OCI layout's names
  * (io.containerd.image.name, else a full ref.name) become the loaded image's names.
@@ -36,7 +48,7 @@ export async function loadImages(source: string, options: LoadOptions = {}): Pro
   const archive = await openArchive(source, {settings, ...(options.stdin ? {stdin: options.stdin} : {})});
   try {
     for (const w of archive.warnings) options.note?.(`warning: ${w}`);
-    let entries = await selectEntries(archive, options.images ?? []);
+    let entries = (await selectEntries(archive, options.images ?? [])).map((e) => (isArtifact(e.root) ? e : {...e, names: e.names.filter((n) => fullReference(n, options.note))}));
     if (added.length > 0) {
       const images = entries.filter((e) => !isArtifact(e.root));
       if (images.length !== 1) throw new UsageError(`--tag names one image, but ${images.length} are selected: pick one with --image`);
