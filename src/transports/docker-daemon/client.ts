@@ -202,8 +202,9 @@ export class DaemonClient {
         return;
       }
       if (message.error || message.errorDetail?.message) failure ??= printable(message.errorDetail?.message ?? message.error ?? '');
+      // podman says it once for all names of an image, comma-separated.
       const m = /Loaded image(?: ID)?: (\S+)/.exec(message.stream ?? '');
-      if (m) loaded.push(m[1]!);
+      if (m) loaded.push(...m[1]!.split(',').filter((n) => n !== ''));
     };
     for await (const chunk of res) {
       buffer += String(chunk);
