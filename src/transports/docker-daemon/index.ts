@@ -1,10 +1,10 @@
 import {FerryError, UsageError} from '../../errors.js';
 import {hasDockerManifest, readDockerArchive} from '../../formats/docker-archive/read.js';
 import {dockerArchiveMembers, repoTags} from '../../formats/docker-archive/write.js';
-import {streamTar} from '../../io/fs/members.js';
+import {streamTar, type Member} from '../../io/fs/members.js';
 import type {ArchiveEntry, ReadResult} from '../../model/image.js';
 import type {Compression} from '../../model/media-types.js';
-import {referenceProblem, tryParseReference} from '../../model/reference.js';
+import {fullName, parseReference, referenceProblem, tryParseReference} from '../../model/reference.js';
 import {DEFAULT_DAEMON_HOST, type DaemonOptions} from '../../settings.js';
 import {containerProblems, openStream} from '../local.js';
 import type {ArchiveWriter, IndexPolicy, ReadOptions, Transport} from '../types.js';
@@ -53,13 +53,30 @@ function legacyFor(info: DaemonInfo): boolean {
 }
 
 /**
+ * podman reads a short RepoTag (`app:1`) as `localhost/app:1`, though its Docker API otherwise
+ * gives short names docker.io (its tag endpoint, and the io.containerd.image.name of the OCI view it
+ * reads when index.json has one entry): manifest.json names the full names, so an image is
+ * docker.io/app:1 in podman however many names it has.
+ */
+function fullRepoTags(members: Member[]): Member[] {
+  return members.map((m) => {
+    if (m.type !== 'file' || m.name !== 'manifest.json') return m;
+    const items = JSON.parse(m.bytes.toString('utf8')) as Array<{RepoTags?: string[] | null}>;
+    for (const item of items) if (item.RepoTags) item.RepoTags = item.RepoTags.map((t) => fullName(parseReference(t)));
+    return {...m, bytes: Buffer.from(`${JSON.stringify(items)}\n`)};
+  });
+}
+
+/**
  * Loads entries into the daemon. Names the load will set are looked up first: when the daemon
  * refuses the archive part way, a name it had already loaded is removed again (or pointed back at the
  * image it named before), so a failure leaves no half-loaded image tagged.
  */
 async function loadEntries(client: DaemonClient, info: DaemonInfo, entries: readonly ArchiveEntry[], options: Parameters<ArchiveWriter['write']>[2]): Promise<Awaited<ReturnType<ArchiveWriter['write']>>> {
   const layout = legacyFor(info) ? 'legacy' : 'oci';
-  const {members, result} = await dockerArchiveMembers(entries, {...options, layout});
+  const built = await dockerArchiveMembers(entries, {...options, layout});
+  const {result} = built;
+  const members = info.engine === 'podman' ? fullRepoTags(built.members) : built.members;
   const names = [...new Set(entries.flatMap((e) => repoTags(e.names)))];
   const before = new Map<string, string | undefined>();
   for (const name of names) before.set(name, (await client.inspectImage(name))?.id);
