@@ -181,7 +181,9 @@ export interface FakeDaemon {
 export async function startFakeDaemon(sock: string, options: FakeDaemonOptions = {}): Promise<FakeDaemon> {
   const apiVersion = options.apiVersion ?? '1.41';
   const requests: FakeRequest[] = [];
-  const images = new Map(Object.entries(options.images ?? {}));
+  // Names as docker keeps them: docker.io/library/ and docker.io/ left out, whatever the client sent.
+  const familiar = (name: string): string => name.replace(/^docker\.io\/(library\/(?=[^/]+$))?/, '');
+  const images = new Map(Object.entries(options.images ?? {}).map(([k, v]) => [familiar(k), v]));
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -211,13 +213,13 @@ export async function startFakeDaemon(sock: string, options: FakeDaemonOptions =
       }
       const named = /^\/images\/(.+?)(\/json|\/tag)?$/.exec(route);
       if (named) {
-        const name = decodeURIComponent(named[1]!);
+        const name = familiar(decodeURIComponent(named[1]!));
         if (req.method === 'GET' && named[2] === '/json') {
           const id = images.get(name);
           return id ? json(200, {Id: id, RepoTags: [...images].filter(([, v]) => v === id).map(([k]) => k)}) : json(404, {message: `No such image: ${name}`});
         }
         if (req.method === 'POST' && named[2] === '/tag') {
-          images.set(`${url.searchParams.get('repo')}:${url.searchParams.get('tag')}`, name);
+          images.set(familiar(`${url.searchParams.get('repo')}:${url.searchParams.get('tag')}`), name);
           return json(201, {});
         }
         if (req.method === 'DELETE' && named[2] === undefined) {
