@@ -91,7 +91,8 @@ function dockerTls(env: NodeJS.ProcessEnv, home: string, dir?: string): NonNulla
  */
 export function daemonFromEnvironment(env: NodeJS.ProcessEnv, flags: {host?: string | undefined; podman?: boolean}): DaemonOptions {
   const home = env.HOME || os.homedir();
-  if (flags.host) return {host: flags.host, chosenBy: '--host'};
+  // The TLS variables apply to a tcp:// --host as to DOCKER_HOST (the docker CLI's -H reads them too).
+  if (flags.host) return {host: flags.host, chosenBy: '--host', ...(flags.host.startsWith('tcp://') && env.DOCKER_TLS_VERIFY ? {tls: dockerTls(env, home)} : {})};
   if (flags.podman) {
     if (env.CONTAINER_HOST) return {host: env.CONTAINER_HOST, chosenBy: 'CONTAINER_HOST'};
     const rootless = env.XDG_RUNTIME_DIR ? path.join(env.XDG_RUNTIME_DIR, 'podman', 'podman.sock') : undefined;
