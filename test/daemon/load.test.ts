@@ -236,6 +236,29 @@ describe.skipIf(peerMissing('dockerd', 'skopeo', 'python3', 'docker-registry'))(
     }
   });
 
+  it('what Docker 23/24 (API 1.43) and Docker 25+ (API 1.45, spoken as 1.44) are sent: fake daemons keep the upload, skopeo reads it', async () => {
+    const form = forms.get(FORMS[3])!; // zstd layers: kept for both
+    for (const [api, spoken, layout] of [['1.43', '1.43', 'legacy'], ['1.45', '1.44', 'oci']] as const) {
+      const sock = path.join(dir, `api-${api}.sock`);
+      const upload = path.join(dir, `upload-${api}.tar`);
+      const fake = await startFakeDaemon(sock, {apiVersion: api, uploadTo: upload, loadMessages: [{stream: 'Loaded image: ferry-test/load:zstd-d\n'}]});
+      try {
+        const r = await ferryAsync(['load', form.source, '--host', `unix://${sock}`], {env: env()});
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.stdout.trim()).toBe('Loaded image: ferry-test/load:zstd-d');
+        expect(fake.requests.filter((q) => q.method === 'POST').map((q) => q.url)).toEqual([`/v${spoken}/images/load?quiet=1`]);
+      } finally {
+        await fake.close();
+      }
+      const members = execFileSync('tar', ['-tf', upload], {encoding: 'utf8'}).split('\n');
+      expect(members.includes('index.json'), members.join(' ')).toBe(layout === 'oci');
+      const [image] = dockerArchiveFacts(upload);
+      expect(image).toEqual({repoTags: ['ferry-test/load:zstd-d'], configDigest: form.id, diffIds: form.diffIds, compressions: form.diffIds.map(() => 'zstd')});
+      const seen = JSON.parse(execFileSync('skopeo', ['inspect', `docker-archive:${upload}`], {encoding: 'utf8'})) as {Layers: string[]};
+      expect(seen.Layers).toEqual(form.diffIds);
+    }
+  });
+
   it('no daemon at the socket: one line naming the socket and what chose it (--host, DOCKER_HOST, docker context, the default)', async () => {
     const home = path.join(dir, 'home-missing');
     mkdirSync(path.join(home, '.docker'), {recursive: true});

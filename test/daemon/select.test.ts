@@ -1,24 +1,38 @@
 import {execFileSync, spawnSync} from 'node:child_process';
-import {mkdirSync, mkdtempSync, rmSync} from 'node:fs';
+import {copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {DOCKER, startDockerd, type Dockerd} from '../helpers/daemons.js';
 import {peerMissing} from '../helpers/peers.js';
 import {freePort} from '../helpers/registry.js';
-import {cleanEnv, craftBusybox, expectOneLineError, ferryAsync, type Crafted} from './support.js';
+import {makeTestCertificates} from '../helpers/tls-certs.js';
+import {cleanEnv, craftBusybox, expectOneLineError, ferryAsync, startFakeDaemon, type Crafted} from './support.js';
 
 /**
  * Which daemon docker-daemon: reaches, chosen as the docker CLI chooses: --host, DOCKER_HOST, the
  * context (DOCKER_CONTEXT, else config.json's currentContext), else the default socket. The
  * contexts are made by the docker CLI itself in a private DOCKER_CONFIG, and the docker CLI with
  * the same environment is the judge of which daemon that environment means; the loads land in a
- * private dockerd listening on a unix socket and on a loopback TCP port.
+ * private dockerd listening on a unix socket and on a loopback TCP port with mutual TLS (a throw-away CA);
+ * plain tcp:// reaches a fake Engine API on another loopback port.
  */
-describe.skipIf(peerMissing('dockerd', 'python3'))('choosing the daemon: --host, DOCKER_HOST, docker contexts', () => {
+/** cert.pem and key.pem of a TLS client, signed by the given CA, in `dir`. */
+function clientCertificate(caFile: string, caKeyFile: string, dir: string): void {
+  const key = path.join(dir, 'key.pem');
+  const csr = path.join(dir, 'client.csr');
+  const ext = path.join(dir, 'client.ext');
+  execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=ferry-test-client'], {stdio: 'ignore'});
+  writeFileSync(ext, 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n');
+  execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKeyFile, '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', path.join(dir, 'cert.pem')], {stdio: 'ignore'});
+}
+
+describe.skipIf(peerMissing('dockerd', 'python3', 'openssl'))('choosing the daemon: --host, DOCKER_HOST, docker contexts', () => {
   let dir: string;
   let dockerd: Dockerd;
   let tcp: string;
+  let certs: string;
+  let otherCa: string;
   let image: Crafted;
   let missing: string;
   let n = 0;
@@ -41,7 +55,19 @@ describe.skipIf(peerMissing('dockerd', 'python3'))('choosing the daemon: --host,
     mkdirSync(configDir(), {recursive: true});
     const port = await freePort();
     tcp = `tcp://127.0.0.1:${port}`;
-    dockerd = await startDockerd({extraArgs: ['-H', tcp]});
+    const tls = makeTestCertificates(path.join(dir, 'tls'));
+    // DOCKER_CERT_PATH as the docker CLI reads it: ca.pem, and the client's cert.pem and key.pem
+    // (signed by the same CA) for a daemon started with --tlsverify.
+    certs = path.join(dir, 'certs');
+    mkdirSync(certs);
+    copyFileSync(tls.caFile, path.join(certs, 'ca.pem'));
+    clientCertificate(tls.caFile, tls.caKeyFile, certs);
+    otherCa = path.join(dir, 'other-certs');
+    mkdirSync(otherCa);
+    const other = makeTestCertificates(path.join(dir, 'tls-other'));
+    copyFileSync(other.caFile, path.join(otherCa, 'ca.pem'));
+    clientCertificate(other.caFile, other.caKeyFile, otherCa);
+    dockerd = await startDockerd({extraArgs: ['-H', tcp, '--tlsverify', '--tlscacert', tls.caFile, '--tlscert', tls.certFile, '--tlskey', tls.keyFile]});
     image = craftBusybox(path.join(dir, 'select.tar'), 'ferry-test/select:base', 'select\n');
     missing = path.join(dir, 'nobody-listens.sock');
     const env = cleanEnv(path.join(dir, 'home'));
@@ -54,10 +80,15 @@ describe.skipIf(peerMissing('dockerd', 'python3'))('choosing the daemon: --host,
     if (dir) rmSync(dir, {recursive: true, force: true});
   });
 
-  it('DOCKER_CONTEXT: the endpoint of a context the docker CLI made', async () => {
+  it('DOCKER_CONTEXT: the endpoint of a context the docker CLI made (a unix socket; tcp with the context\'s own TLS files)', async () => {
     const env = cleanEnv(path.join(dir, 'home'), {DOCKER_CONTEXT: 'private'});
     expect(reaches(env)).toBe(true);
     expect(await loadsInto(env)).toBe(true);
+    const pem = (f: string): string => path.join(certs, f);
+    execFileSync(DOCKER, ['context', 'create', 'private-tls', '--docker', `host=${tcp},ca=${pem('ca.pem')},cert=${pem('cert.pem')},key=${pem('key.pem')}`], {env: cleanEnv(path.join(dir, 'home')), stdio: 'ignore'});
+    const tlsEnv = cleanEnv(path.join(dir, 'home'), {DOCKER_CONTEXT: 'private-tls'});
+    expect(reaches(tlsEnv)).toBe(true);
+    expect(await loadsInto(tlsEnv)).toBe(true);
   });
 
   it('config.json currentContext (docker context use), when DOCKER_CONTEXT is unset', async () => {
@@ -75,11 +106,30 @@ describe.skipIf(peerMissing('dockerd', 'python3'))('choosing the daemon: --host,
     expectOneLineError(await ferryAsync(['load', image.file], {env: gone, exactEnv: true}), missing, 'docker context gone');
   });
 
-  it('DOCKER_HOST wins over DOCKER_CONTEXT (unix and tcp)', async () => {
-    for (const host of [dockerd.host, tcp]) {
-      const env = cleanEnv(path.join(dir, 'home'), {DOCKER_CONTEXT: 'gone', DOCKER_HOST: host});
+  it('DOCKER_HOST wins over DOCKER_CONTEXT (unix, and tcp with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH)', async () => {
+    for (const extra of [{DOCKER_HOST: dockerd.host}, {DOCKER_HOST: tcp, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs}]) {
+      const env = cleanEnv(path.join(dir, 'home'), {DOCKER_CONTEXT: 'gone', ...extra});
       expect(reaches(env)).toBe(true);
       expect(await loadsInto(env)).toBe(true);
+    }
+  });
+
+  it('tcp with TLS: a daemon certificate the CA in DOCKER_CERT_PATH did not sign is one line naming the address and DOCKER_HOST', async () => {
+    const env = cleanEnv(path.join(dir, 'home'), {DOCKER_HOST: tcp, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: otherCa});
+    expect(reaches(env)).toBe(false);
+    expectOneLineError(await ferryAsync(['load', image.file], {env, exactEnv: true}), tcp.slice('tcp://'.length), 'DOCKER_HOST', 'certificate');
+  });
+
+  it('plain tcp:// (no TLS variables): the API on that loopback port is the one reached', async () => {
+    const port = await freePort();
+    const fake = await startFakeDaemon({port}, {loadMessages: [{stream: 'Loaded image: ferry-test/select:base\n'}]});
+    try {
+      const r = await ferryAsync(['load', image.file], {env: cleanEnv(path.join(dir, 'home'), {DOCKER_HOST: `tcp://127.0.0.1:${port}`}), exactEnv: true});
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe('Loaded image: ferry-test/select:base');
+      expect(fake.requests.map((q) => q.url)).toContain('/v1.41/images/load?quiet=1');
+    } finally {
+      await fake.close();
     }
   });
 
@@ -88,12 +138,15 @@ describe.skipIf(peerMissing('dockerd', 'python3'))('choosing the daemon: --host,
     expect(reaches(env)).toBe(false);
     expect(dockerCli(env, ['--host', dockerd.host, 'version']).status).toBe(0);
     expect(await loadsInto(env, ['--host', dockerd.host])).toBe(true);
-    expect(await loadsInto(env, ['-H', tcp])).toBe(true);
+    // The TLS variables apply to a tcp:// --host too, as for the docker CLI.
+    const withTls = {...env, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs};
+    expect(dockerCli(withTls, ['-H', tcp, 'version']).status).toBe(0);
+    expect(await loadsInto(withTls, ['-H', tcp])).toBe(true);
     // ferry save and reading commands take it too.
     const saved = path.join(dir, 'saved.tar');
     const r = await ferryAsync(['save', '--host', dockerd.host, 'ferry-test/select:base', saved], {env, exactEnv: true});
     expect(r.status, r.stderr).toBe(0);
-    const inspected = await ferryAsync(['inspect', '--json', '-H', tcp, 'docker-daemon:ferry-test/select:base'], {env, exactEnv: true});
+    const inspected = await ferryAsync(['inspect', '--json', '-H', dockerd.host, 'docker-daemon:ferry-test/select:base'], {env, exactEnv: true});
     expect(inspected.status, inspected.stderr).toBe(0);
     expect((JSON.parse(inspected.stdout) as {images: Array<{configDigest: string}>}).images[0]!.configDigest).toBe(dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', 'ferry-test/select:base']).trim());
   });

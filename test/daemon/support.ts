@@ -1,6 +1,6 @@
 import {execFileSync, spawn} from 'node:child_process';
 import {createHash} from 'node:crypto';
-import {readFileSync} from 'node:fs';
+import {readFileSync, writeFileSync} from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -167,9 +167,12 @@ export interface FakeDaemonOptions {
   loadMessages?: Array<{stream?: string; error?: string; errorDetail?: {message: string}; tag?: [string, string]}>;
   /** Images present from the start: name → ID. */
   images?: Record<string, string>;
+  /** Keep the bytes of each /images/load upload here (the last one wins). */
+  uploadTo?: string;
 }
 
 export interface FakeDaemon {
+  /** The socket path, or 127.0.0.1:PORT. */
   sock: string;
   requests: FakeRequest[];
   /** name → image ID, as the fake's API answers it. */
@@ -177,8 +180,8 @@ export interface FakeDaemon {
   close(): Promise<void>;
 }
 
-/** Enough of the Engine API to reach ferry's error and rollback paths: _ping, version, images/{name}/json, load, tag, delete. */
-export async function startFakeDaemon(sock: string, options: FakeDaemonOptions = {}): Promise<FakeDaemon> {
+/** Enough of the Engine API to reach ferry's error and rollback paths (_ping, version, images/{name}/json, load, tag, delete), on a unix socket or a loopback port. */
+export async function startFakeDaemon(sock: string | {port: number}, options: FakeDaemonOptions = {}): Promise<FakeDaemon> {
   const apiVersion = options.apiVersion ?? '1.41';
   const requests: FakeRequest[] = [];
   // Names as docker keeps them: docker.io/library/ and docker.io/ left out, whatever the client sent.
@@ -202,6 +205,7 @@ export async function startFakeDaemon(sock: string, options: FakeDaemonOptions =
       }
       if (route === '/version') return json(200, {Version: 'fake-1.0', ApiVersion: apiVersion, Components: [{Name: 'Engine'}]});
       if (req.method === 'POST' && route === '/images/load') {
+        if (options.uploadTo) writeFileSync(options.uploadTo, Buffer.concat(chunks));
         res.writeHead(200, {'Content-Type': 'application/json'});
         for (const m of options.loadMessages ?? []) {
           if (m.tag) images.set(m.tag[0], m.tag[1]);
@@ -232,10 +236,11 @@ export async function startFakeDaemon(sock: string, options: FakeDaemonOptions =
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(sock, () => resolve());
+    if (typeof sock === 'string') server.listen(sock, () => resolve());
+    else server.listen(sock.port, '127.0.0.1', () => resolve());
   });
   return {
-    sock,
+    sock: typeof sock === 'string' ? sock : `127.0.0.1:${sock.port}`,
     requests,
     images,
     close: () =>
