@@ -7,7 +7,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {FIXTURES, ferry} from '../helpers/cli.js';
 import {startDockerd, type Dockerd} from '../helpers/daemons.js';
 import {peerMissing} from '../helpers/peers.js';
-import {dockerSaveGraphdriver} from '../helpers/real-world.js';
+import {dockerSaveGraphdriver, dockerSaveWithAttestation} from '../helpers/real-world.js';
 import {startRegistry, type RunningRegistry} from '../helpers/registry.js';
 import {cleanEnv, craftBusybox, dockerArchiveFacts, expectOneLineError, ferryAsync, inspectWith, mergeDockerArchives, sha256, startFakeDaemon, type Crafted} from './support.js';
 
@@ -43,6 +43,7 @@ const FORMS = [
   'oci directory: ref.name with a registry host and port',
   'oci directory: a tag-only ref.name names nothing (loaded unnamed)',
   'registry reference (docker://, a loopback docker-registry)',
+  'oci-archive of buildx --output type=oci: an index with an attestation manifest',
 ] as const;
 
 describe.skipIf(peerMissing('dockerd', 'skopeo', 'python3', 'docker-registry'))('ferry load into a private docker 20.10', () => {
@@ -121,6 +122,12 @@ describe.skipIf(peerMissing('dockerd', 'skopeo', 'python3', 'docker-registry'))(
     forms.set(FORMS[7], {...ociDirWithNames('ctrd', {'io.containerd.image.name': 'docker.io/ferry-test/load:ctrd', 'org.opencontainers.image.ref.name': 'ctrd'}), names: ['ferry-test/load:ctrd']});
     forms.set(FORMS[8], {...ociDirWithNames('host', {'org.opencontainers.image.ref.name': 'registry.example:5000/team/app:2'}), names: ['registry.example:5000/team/app:2']});
     forms.set(FORMS[9], ociDirWithNames('tagonly', {'org.opencontainers.image.ref.name': 'v1'}));
+
+    const bx = crafted('buildx');
+    const bxDir = path.join(dir, 'buildx');
+    mkdirSync(bxDir);
+    const attested = dockerSaveWithAttestation(bxDir, {base: bx.file, tags: ['ferry-test/load:buildx'], variant: 'buildx-oci'});
+    forms.set(FORMS[11], {source: attested.tar, names: ['ferry-test/load:buildx'], id: attested.configDigest, diffIds: attested.diffIds, hello: bx.hello});
 
     registry = await startRegistry();
     const reg = crafted('reg');
