@@ -6,6 +6,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {startPodmanService, type PodmanService} from '../helpers/daemons.js';
 import {peerMissing} from '../helpers/peers.js';
 import {dockerSaveGraphdriver} from '../helpers/real-world.js';
+import {canonFromTar, diffCanon, listTar, type Canon} from '../helpers/tree-model.js';
 import {cleanEnv, craftBusybox, dockerArchiveFacts, expectOneLineError, ferryAsync, inspectWith, mergeDockerArchives} from './support.js';
 
 /**
@@ -122,6 +123,31 @@ describe.skipIf(peerMissing('podman', 'skopeo', 'python3'))('ferry load and save
     expect(exists('docker.io/ferry-test/prb:bad')).toBe(false);
     expect(inspect('docker.io/ferry-test/prb:moved').Id).toBe(previous.id);
     expect(exists(first.id)).toBe(false);
+  });
+
+  it('ferry squash --podman docker-daemon: → docker-daemon:: one layer, and podman export of a container of each is the same file system', async () => {
+    const c = craftBusybox(path.join(dir, 'sq.tar'), 'ferry-test/pod:sq', 'first\n', [
+      [{path: 'etc/hello.txt', content: 'rewritten\n'}, {path: 'srv/'}, {path: 'srv/gone.txt', content: 'gone\n'}, {path: 'srv/kept.txt', content: 'kept\n', mode: 0o600}],
+      [{path: 'srv/.wh.gone.txt'}],
+    ]);
+    expect((await ferry(['load', '--podman', c.file])).status).toBe(0);
+    const r = await ferry(['squash', '--podman', 'docker-daemon:ferry-test/pod:sq', 'docker-daemon:ferry-test/pod:sq-flat']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(inspect('docker.io/ferry-test/pod:sq-flat').RootFS.Layers).toHaveLength(1);
+    const exported = (name: string): Canon => {
+      const id = svc.podman(['create', '--network', 'none', name, '/nonexistent']).trim();
+      const file = path.join(dir, `${name.replace(/\W/g, '_')}.export.tar`);
+      try {
+        svc.podman(['export', '-o', file, id]);
+      } finally {
+        svc.podman(['rm', id]);
+      }
+      return canonFromTar(listTar(file));
+    };
+    const original = exported('docker.io/ferry-test/pod:sq');
+    expect(original.get('srv/kept.txt')?.mode).toBe(0o600);
+    expect(original.has('srv/gone.txt')).toBe(false);
+    expect(diffCanon(original, exported('docker.io/ferry-test/pod:sq-flat'))).toEqual([]);
   });
 
   it('ferry save --podman names what podman save names (short names resolved to localhost/), and podman loads it back', async () => {
