@@ -50,7 +50,7 @@ describe.skipIf(peerMissing('python3', 'jq'))('ferry convert (CLI)', () => {
   describe('usage errors exit 2 with one line on stderr and write nothing', () => {
     const cases: Array<[string, string[], RegExp]> = [
       ['DEST without a form', [EDGE, 'out.tar'], /invalid destination "out\.tar": expected docker-archive:PATH, oci-archive:PATH, oci:DIR/],
-      ['an unknown form', [EDGE, 'docker-daemon:out'], /invalid destination/],
+      ['a form ferry does not write', [EDGE, 'containers-storage:out'], /invalid destination "containers-storage:out": ferry does not write containers-storage:/],
       ['rootfs: as DEST', [EDGE, 'rootfs:out.tar'], /rootfs: is not a destination form/],
       ['oci: to stdout', [EDGE, 'oci:-'], /cannot be written to stdout/],
       ['--tag with several images', [MULTI, 'oci:OUT', '--tag', 'x:1'], /--tag names one image, but 2 are selected/],
