@@ -77,14 +77,17 @@ function readJson(file: string): unknown {
   }
 }
 
-/** DOCKER_TLS_VERIFY / DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem), as the docker CLI reads them. */
+/**
+ * DOCKER_TLS_VERIFY / DOCKER_TLS / DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem), as the docker CLI
+ * reads them: DOCKER_TLS_VERIFY set to anything ("0" too) verifies, DOCKER_TLS alone speaks TLS without.
+ */
 function dockerTls(env: NodeJS.ProcessEnv, home: string, dir?: string): NonNullable<DaemonOptions['tls']> {
   const certs = dir ?? env.DOCKER_CERT_PATH ?? path.join(env.DOCKER_CONFIG || path.join(home, '.docker'));
   const file = (name: string): string | undefined => (existsSync(path.join(certs, name)) ? path.join(certs, name) : undefined);
   const ca = file('ca.pem');
   const cert = file('cert.pem');
   const key = file('key.pem');
-  return {verify: env.DOCKER_TLS_VERIFY !== undefined && env.DOCKER_TLS_VERIFY !== '' && env.DOCKER_TLS_VERIFY !== '0', ...(ca ? {ca} : {}), ...(cert ? {cert} : {}), ...(key ? {key} : {})};
+  return {verify: env.DOCKER_TLS_VERIFY !== undefined && env.DOCKER_TLS_VERIFY !== '', ...(ca ? {ca} : {}), ...(cert ? {cert} : {}), ...(key ? {key} : {})};
 }
 
 /**
@@ -95,7 +98,8 @@ function dockerTls(env: NodeJS.ProcessEnv, home: string, dir?: string): NonNulla
  */
 export function daemonFromEnvironment(env: NodeJS.ProcessEnv, flags: {host?: string | undefined; podman?: boolean}): DaemonOptions {
   const home = env.HOME || os.homedir();
-  if (flags.host) return {host: flags.host, chosenBy: '--host'};
+  // The TLS variables apply to a tcp:// --host as to DOCKER_HOST (the docker CLI's -H reads them too).
+  if (flags.host) return {host: flags.host, chosenBy: '--host', ...(flags.host.startsWith('tcp://') && (env.DOCKER_TLS_VERIFY || env.DOCKER_TLS) ? {tls: dockerTls(env, home)} : {})};
   if (flags.podman) {
     if (env.CONTAINER_HOST) return {host: env.CONTAINER_HOST, chosenBy: 'CONTAINER_HOST'};
     const rootless = env.XDG_RUNTIME_DIR ? path.join(env.XDG_RUNTIME_DIR, 'podman', 'podman.sock') : undefined;
@@ -104,7 +108,7 @@ export function daemonFromEnvironment(env: NodeJS.ProcessEnv, flags: {host?: str
     return {host: `unix://${rootful}`, chosenBy: '--podman'};
   }
   if (env.DOCKER_HOST) {
-    const tls = env.DOCKER_HOST.startsWith('tcp://') && env.DOCKER_TLS_VERIFY ? {tls: dockerTls(env, home)} : {};
+    const tls = env.DOCKER_HOST.startsWith('tcp://') && (env.DOCKER_TLS_VERIFY || env.DOCKER_TLS) ? {tls: dockerTls(env, home)} : {};
     return {host: env.DOCKER_HOST, chosenBy: 'DOCKER_HOST', ...tls};
   }
   const configDir = env.DOCKER_CONFIG || path.join(home, '.docker');

@@ -2,6 +2,8 @@
 // `npm run bench`: ferry against the peers present on this machine, on the same archives, in the same run.
 // Figures are medians of several runs (wall seconds and peak RSS from /usr/bin/time -v); results go to
 // docs/benchmarks.md with the machine's description. BENCH_SCALE=small runs a reduced smoke version (CI).
+// `--only daemon` runs just the daemon rows (ferry load / save / squash against a private dockerd) into
+// docs/benchmarks-daemon[-smoke].md (or BENCH_OUT).
 import {spawn, spawnSync} from 'node:child_process';
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs';
 import os from 'node:os';
@@ -17,7 +19,17 @@ const RUNS = Number(process.env.BENCH_RUNS ?? (SMALL ? 1 : 3));
 /** Peers that take minutes on the large image (umoci unpack, docker export | import) run this often. */
 const SLOW_RUNS = SMALL ? 1 : Math.min(RUNS, 2);
 const SIZES = SMALL ? {medium: 24e6, large: 60e6, huge: 200e6} : {medium: 300e6, large: 2e9, huge: 8e9};
-const OUT_DOC = process.env.BENCH_OUT ?? path.join(ROOT, 'docs', SMALL ? 'benchmarks-smoke.md' : 'benchmarks.md');
+/** `--only daemon`: just the daemon rows (ferry load / squash / save against a private dockerd), on the large image. */
+const ONLY = (() => {
+  const i = process.argv.indexOf('--only');
+  const value = i >= 0 ? process.argv[i + 1] : process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+  if (value !== undefined && value !== 'daemon') {
+    process.stderr.write(`bench: --only ${value}: the only group that runs alone is "daemon"\n`);
+    process.exit(2);
+  }
+  return value;
+})();
+const OUT_DOC = process.env.BENCH_OUT ?? path.join(ROOT, 'docs', `benchmarks${ONLY ? `-${ONLY}` : ''}${SMALL ? '-smoke' : ''}.md`);
 const DOCKER = '/usr/bin/docker'; // /usr/local/bin/docker is an unrelated newer client (docs/peers.md)
 const STARTED = Date.now();
 const LOAD_AT_START = os.loadavg()[0].toFixed(2);
@@ -111,6 +123,43 @@ async function startDockerd() {
   return undefined;
 }
 
+/**
+ * The daemon rows, on an image the dockerd `d` does not hold yet: `ferry load` against `docker load`
+ * of the same archive; `ferry save` against `docker save`; then `ferry squash` daemon → daemon
+ * (all layers into one, loaded back as a new name) against the floor of any round trip, `docker
+ * save | docker load` of the same image (docker then applies nothing: the layers are there), and
+ * against the round trip that re-applies every layer (save to a file, rmi, load).
+ */
+function daemonRows(d, kind, src, bytes, out) {
+  const name = `bench/${kind}:1`;
+  const squashed = `bench/${kind}:squashed`;
+  const denv = d.env;
+  const docker = (args) => spawnSync(DOCKER, args, {env: {...process.env, ...denv}, stdio: 'ignore'}).status === 0;
+  const absent = (image) => () => docker(['rmi', '-f', image]);
+  const present = () => {
+    if (!docker(['image', 'inspect', name])) timed([DOCKER, 'load', '-i', src], {env: denv});
+  };
+  const fLoad = tryMeasure('ferry load', [...FERRY, 'load', src, '--quiet'], {env: denv, prepare: absent(name), runs: SLOW_RUNS});
+  const dLoad = tryMeasure('docker load', [DOCKER, 'load', '-i', src], {env: denv, prepare: absent(name), runs: SLOW_RUNS});
+  if (fLoad) row(`ferry load vs docker load (${d.driver})`, kind, bytes, fLoad, {peerName: 'docker load -i', peer: dLoad});
+  if (fLoad && dLoad) target(`${kind}: ferry load no slower than docker load`, fLoad.seconds <= dLoad.seconds, `ferry ${fLoad.seconds.toFixed(1)} s vs docker ${dLoad.seconds.toFixed(1)} s`);
+
+  present();
+  const fSave = tryMeasure('ferry save', [...FERRY, 'save', name, `${out}.fsave.tar`, '--quiet'], {env: denv, prepare: rm(`${out}.fsave.tar`)});
+  const dSave = tryMeasure('docker save', [DOCKER, 'save', '-o', `${out}.dsave.tar`, name], {env: denv, prepare: rm(`${out}.dsave.tar`)});
+  rmSync(`${out}.fsave.tar`, {force: true});
+  if (fSave) row(`ferry save vs docker save (${d.driver})`, kind, bytes, fSave, {peerName: 'docker save -o', peer: dSave});
+
+  const fSq = tryMeasure('ferry squash docker-daemon: → docker-daemon:', [...FERRY, 'squash', `docker-daemon:${name}`, `docker-daemon:${squashed}`, '--quiet'], {env: denv, prepare: () => (present(), absent(squashed)()), runs: SLOW_RUNS});
+  present();
+  const floor = tryMeasure('docker save | docker load', `${DOCKER} save ${name} | ${DOCKER} load >/dev/null`, {shell: true, env: denv});
+  // Re-applying every layer needs the image gone before the load: save to a file first (the file's write is in the time).
+  const full = tryMeasure('docker save -o, rmi, load -i', `${DOCKER} save -o ${out}.dsave.tar ${name} && ${DOCKER} rmi ${name} >/dev/null && ${DOCKER} load -i ${out}.dsave.tar >/dev/null`, {shell: true, env: denv, prepare: () => (present(), rm(`${out}.dsave.tar`)()), runs: SLOW_RUNS});
+  rmSync(`${out}.dsave.tar`, {force: true});
+  if (fSq) row(`squash docker-daemon: → docker-daemon: (${d.driver})`, kind, bytes, fSq, {peerName: 'docker save -o + rmi + load -i (layers re-applied)', peer: full, floorName: 'docker save | docker load', floor});
+  absent(squashed)();
+}
+
 function machine() {
   const cpu = os.cpus()[0]?.model ?? 'unknown';
   const df = spawnSync('df', ['-h', '--output=source,fstype,size,avail', work], {encoding: 'utf8'}).stdout.trim().split('\n').pop();
@@ -138,9 +187,10 @@ function target(name, holds, detail) {
 }
 
 async function main() {
-  log(`scale ${SCALE}, ${RUNS} run(s) each (slow peers ${SLOW_RUNS}), work dir ${work}`);
+  log(`scale ${SCALE}, ${RUNS} run(s) each (slow peers ${SLOW_RUNS}), work dir ${work}${ONLY ? `, only the ${ONLY} rows` : ''}`);
   const images = {};
   for (const [kind, bytes] of Object.entries(SIZES)) {
+    if (ONLY === 'daemon' && kind !== 'large') continue;
     const t = Date.now();
     images[kind] = writeDockerArchive(path.join(work, `${kind}.docker.tar`), `bench/${kind}:1`, planImage(kind, bytes));
     log(`generated ${kind}: ${(images[kind].bytes / 1e6).toFixed(0)} MB in ${((Date.now() - t) / 1000).toFixed(1)} s`);
@@ -151,6 +201,21 @@ async function main() {
   if (!hasSkopeo) log('skopeo absent: skopeo columns skipped');
   if (!hasUmoci) log('umoci absent: umoci export skipped');
   if (!hasDocker) log('dockerd absent (or not root): docker columns skipped');
+
+  if (ONLY === 'daemon') {
+    if (!hasDocker) throw new Error('--only daemon needs dockerd and /usr/bin/docker, run as root');
+    const d = await startDockerd();
+    if (!d) throw new Error('dockerd did not start');
+    cleanups.push(d.stop);
+    try {
+      log(`dockerd up (${d.driver})`);
+      daemonRows(d, 'large', images.large.file, images.large.bytes, path.join(work, 'out'));
+    } finally {
+      await d.stop();
+      cleanups.pop();
+    }
+    return writeDoc(images);
+  }
 
   const node = measure([process.execPath, '-e', '0'], {runs: Math.max(RUNS, 5)});
   const startup = measure([...FERRY, '--help'], {runs: Math.max(RUNS, 5)});
@@ -247,6 +312,9 @@ async function main() {
             row(`squash vs docker export | docker import (${d.driver})`, kind, bytes, fSq, {peerName: 'docker export|import', peer: dSq});
             target(`${kind}: squash no slower than docker export | import`, fSq.seconds <= dSq.seconds, `ferry ${fSq.seconds.toFixed(1)} s vs docker ${dSq.seconds.toFixed(1)} s`);
           }
+          // The daemon rows start from an image the daemon does not hold.
+          spawnSync(DOCKER, ['rmi', '-f', `bench/${kind}:1`], {env: {...process.env, ...d.env}, stdio: 'ignore'});
+          daemonRows(d, kind, src, bytes, out);
         } finally {
           await d.stop();
           cleanups.pop();
@@ -280,7 +348,11 @@ async function main() {
     }
   }
   target('peak RSS under 200 MB for every command (large and huge images)', worst.rssMiB * 1.048576 < 200, `worst ${(worst.rssMiB * 1.048576).toFixed(0)} MB (${worst.what})`);
+  writeDoc(images);
+}
 
+/** The results table and targets, as docs/benchmarks.md (or BENCH_OUT) shows them. */
+function writeDoc(images) {
   const fmt = (r) => (r ? `${r.seconds.toFixed(2)} s` : '—');
   const cell = (text) => String(text).replace(/\|/g, '\\|'); // a | inside a cell would end it
   const times = (x) => (x === undefined ? '' : `×${x.toFixed(2)}`);
@@ -297,7 +369,13 @@ async function main() {
     machine(),
     `- load average (1 min) at the start and the end of the run: ${LOAD_AT_START} and ${os.loadavg()[0].toFixed(2)} (other work on the same cores slows every figure alike; \`node -e 0\` in the first row shows how much)`,
     '',
-    `Images (generated by scripts/bench-images.js in a temp dir, never committed): medium ${(images.medium.bytes / 1e6).toFixed(0)} MB / 8 layers (many small text files, big random files, overwrites and deletions); large ${(images.large.bytes / 1e6).toFixed(0)} MB / 5 layers (4 of random data, 1 highly compressible); huge ${(images.huge.bytes / 1e9).toFixed(1)} GB / 1 layer of zeros (sparse on disk), for the memory check. All are legacy docker-archives with uncompressed layers, as \`docker save\` 20.10 writes them.`,
+    `Images (generated by scripts/bench-images.js in a temp dir, never committed): ${[
+      images.medium && `medium ${(images.medium.bytes / 1e6).toFixed(0)} MB / 8 layers (many small text files, big random files, overwrites and deletions)`,
+      images.large && `large ${(images.large.bytes / 1e6).toFixed(0)} MB / 5 layers (4 of random data, 1 highly compressible)`,
+      images.huge && `huge ${(images.huge.bytes / 1e9).toFixed(1)} GB / 1 layer of zeros (sparse on disk), for the memory check`,
+    ]
+      .filter(Boolean)
+      .join('; ')}. All are legacy docker-archives with uncompressed layers, as \`docker save\` 20.10 writes them.`,
     '',
     '## Results',
     '',
@@ -305,7 +383,7 @@ async function main() {
     '',
     '| image | task | ferry | MB/s | peak RSS | peer | peer time | speed-up | of floor |',
     '|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.image} | ${cell(r.task)} | ${fmt(r.ferry)} | ${mbps(r)} | ${r.ferry.rssMiB.toFixed(0)} MiB | ${cell(r.peerName ?? '')} | ${r.peerName ? fmt(r.peer) : ''} | ${times(ratio(r.peer, r.ferry))} | ${r.floorName ? `${times(ratio(r.floor, r.ferry))} ${r.floorName}` : ''} |`),
+    ...rows.map((r) => `| ${r.image} | ${cell(r.task)} | ${fmt(r.ferry)} | ${mbps(r)} | ${r.ferry.rssMiB.toFixed(0)} MiB | ${cell(r.peerName ?? '')} | ${r.peerName ? fmt(r.peer) : ''} | ${times(ratio(r.peer, r.ferry))} | ${r.floorName ? `${times(ratio(r.floor, r.ferry))} ${cell(r.floorName)}` : ''} |`),
     '',
     '## Targets',
     '',

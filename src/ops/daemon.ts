@@ -52,6 +52,30 @@ export async function loadImages(source: string, options: LoadOptions = {}): Pro
 
 const IMAGE_ID = /^(?:sha256:)?[a-f0-9]{12,64}$/;
 
+/** `asked` as written, without its tag or digest (`ferry-test/app` for `ferry-test/app:1`). */
+function repositoryAsWritten(asked: string): string {
+  const name = asked.replace(/@.*$/, '');
+  const colon = name.lastIndexOf(':');
+  return colon > name.lastIndexOf('/') ? name.slice(0, colon) : name;
+}
+
+/**
+ * Whether the daemon's name `name` is one that `asked` asked for, as docker save and podman save
+ * name what they write: the same reference (no tag: latest); every tag of a repository asked
+ * without one (`docker save REPO` saves them all); and, for a name asked without a registry, the
+ * daemon's own resolution of it under one (podman answers `app:1` with `localhost/app:1`).
+ */
+function answers(name: string, asked: string): boolean {
+  if (sameReference(name, asked)) return true;
+  const have = tryParseReference(name);
+  const want = tryParseReference(asked);
+  if (!have || !want || have.digest !== undefined || want.digest !== undefined) return false;
+  if (want.tag === undefined && have.domain === want.domain && have.path === want.path) return true;
+  if (asked.startsWith(`${want.domain}/`)) return false; // a registry was named: only it answers
+  const written = repositoryAsWritten(asked);
+  return (have.path === want.path || have.path === written) && have.tag === (want.tag ?? 'latest');
+}
+
 /**
  * `docker save NAME... DEST` into any form (a PATH is a docker-archive). The archive names exactly
  * the names asked for, as docker save does (an image asked for by ID is unnamed).
@@ -63,7 +87,7 @@ export async function saveImages(names: readonly string[], destination: string, 
   const saved = await readDaemon(names, {settings});
   try {
     const asked = names.filter((n) => !IMAGE_ID.test(n));
-    const entries = saved.entries.map((e) => ({...e, names: e.names.filter((n) => asked.some((a) => sameReference(n, a)))}));
+    const entries = saved.entries.map((e) => ({...e, names: e.names.filter((n) => asked.some((a) => answers(n, a)))}));
     return await writeArchive(archiveDestination(destination), entries, {...options, settings});
   } finally {
     await saved.close();

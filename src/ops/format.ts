@@ -1,6 +1,7 @@
 /** Where a write went, as the user would name it again: `oci-archive:x.tar`, `docker://host/repo:tag@sha256:…`. */
 export function describeDestination(summary: {format: string; path: string; digest?: string}): string {
   if (summary.format === 'docker') return `docker://${summary.path}${summary.digest ? ` (${summary.digest})` : ''}`;
+  if (summary.format === 'docker-daemon' && summary.path === '') return 'the daemon';
   return `${summary.format}:${summary.path}`;
 }
 

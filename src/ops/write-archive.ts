@@ -107,7 +107,7 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   if (entries.length === 0 && !options.looseLayers?.length) throw new FerryError('NOT_FOUND', 'nothing to write: no image selected');
   const remote = writer.output === 'remote';
   const imageEntries = entries.filter((e) => !isArtifact(e.root)).length;
-  if (remote && options.tags && options.tags.length > 0) throw new UsageError(`"${destination}" names the image in the registry; --tag names images in archives`);
+  if (writer.namedByReference && options.tags && options.tags.length > 0) throw new UsageError(`"${destination}" names the image in the registry; --tag names images in archives and daemons`);
   if (options.tags && options.tags.length > 0 && imageEntries !== 1) {
     throw new UsageError(`--tag names one image, but ${imageEntries} are selected: pick one with --image`);
   }
@@ -331,6 +331,12 @@ function nameEntries(entries: readonly ArchiveEntry[], tags: readonly string[] |
         note(`name "${name}" is a digest reference, which archives cannot name images by; it is left out of the output`);
         continue;
       }
+      if (ref.tag === undefined && !name.includes('/')) {
+        // An OCI ref.name that is a tag alone ("v1", "latest": the spec's example, skopeo's and
+        // umoci's oci:DIR:TAG) names no repository; read as one it would become the image v1:latest.
+        note(`"${name}" is a tag, not an image name (an OCI ref.name); the image is written without it (name it with --tag)`);
+        continue;
+      }
       const full = fullName(withDefaultTag(ref));
       if (!names.includes(full)) names.push(full);
     }
@@ -521,7 +527,12 @@ async function planRecompression(entries: readonly ArchiveEntry[], writer: Archi
       note(`${count} ${from} layer(s) kept as they are: ${from === 'zstd' ? 'docker before 23.0 (e.g. 20.10) cannot load them' : `some ${writer.format} consumers cannot read them`}`);
       continue;
     }
-    const why = from === 'zstd' ? 'docker 20.10 cannot load zstd layers (pass --compress zstd to keep them)' : `${writer.format} consumers read only gzip and zstd layers`;
+    const why =
+      from !== 'zstd'
+        ? `${writer.format} consumers read only gzip and zstd layers`
+        : writer.format === 'docker-daemon'
+          ? 'this daemon cannot load zstd layers (docker before 23.0)'
+          : 'docker 20.10 cannot load zstd layers (pass --compress zstd to keep them)';
     note(`${count} ${from} layer(s) stored uncompressed: ${why}`);
   }
   if (keepBlobs) return [];

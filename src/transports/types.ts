@@ -54,6 +54,8 @@ export interface ArchiveWriter {
   indexes: IndexPolicy;
   /** Layer compressions every consumer of this form loads as they are (docs/formats.md §9). */
   accepts(compression: Compression): boolean;
+  /** The destination reference itself names the image (a registry): --tag has nothing to name. */
+  namedByReference?: boolean;
   /** True for a blob the destination takes without its bytes (a registry mounting it from another of its repositories). */
   canMount?(blob: Blob): boolean;
   /** False for a destination that keeps no manifest bytes at all (a daemon): keepDigests has nothing to keep there. */

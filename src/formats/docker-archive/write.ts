@@ -2,7 +2,7 @@ import {FerryError} from '../../errors.js';
 import {chainIds, digestHex, sha256Of, type Digest} from '../../model/digest.js';
 import type {Descriptor} from '../../model/descriptor.js';
 import {isArtifact, isImageIndex, type ArchiveEntry, type Image} from '../../model/image.js';
-import {familiarName, familiarRepository, tryParseReference} from '../../model/reference.js';
+import {familiarName, familiarRepository, fullName, tryParseReference} from '../../model/reference.js';
 import {sortMembers, writeTarFile, type Member} from '../../io/fs/members.js';
 import {blobPath} from '../layout/read.js';
 import {blobMember, descriptorJson, dockerSaveNames, layoutMembers, planLayout, planOptions, primaryImage, sortedRecord, type FormatWriteOptions, type FormatWriteResult} from '../layout/write.js';
@@ -11,6 +11,8 @@ export type DockerLayout = 'oci' | 'legacy';
 
 export interface DockerArchiveWriteOptions extends FormatWriteOptions {
   layout?: DockerLayout;
+  /** RepoTags as full names (docker.io/library/app:1): podman reads a short one as localhost/app:1. */
+  fullRepoTags?: boolean;
 }
 
 interface ManifestItem {
@@ -41,17 +43,17 @@ export async function writeDockerArchive(entries: readonly ArchiveEntry[], file:
 
 /** The members of a docker save archive, in the order they are written (a streamed load sends them so). */
 export async function dockerArchiveMembers(entries: readonly ArchiveEntry[], options: DockerArchiveWriteOptions = {}): Promise<{members: Member[]; result: Omit<FormatWriteResult, 'bytes'>}> {
-  const {members, images, blobs, rewritten} = options.layout === 'legacy' ? legacyMembers(entries) : await ociMembers(entries, options);
+  const {members, images, blobs, rewritten} = options.layout === 'legacy' ? legacyMembers(entries, options) : await ociMembers(entries, options);
   return {members: sortMembers(members), result: {images, blobs, ...(rewritten ? {rewritten} : {})}};
 }
 
 /** `RepoTags`: familiar `name:tag` only (what docker writes; a digest or tag-less name aborts docker load). */
-export function repoTags(names: readonly string[]): string[] {
+export function repoTags(names: readonly string[], full = false): string[] {
   const tags: string[] = [];
   for (const name of names) {
     const ref = tryParseReference(name);
     if (!ref || ref.tag === undefined || ref.digest !== undefined) continue;
-    const tag = familiarName(ref);
+    const tag = full ? fullName(ref) : familiarName(ref);
     if (!tags.includes(tag)) tags.push(tag);
   }
   return tags;
@@ -83,16 +85,16 @@ function addItem(items: Map<Image, ManifestItem & {names: string[]}>, image: Ima
   items.set(image, {...item(), names: [...names]});
 }
 
-function manifestJson(items: Iterable<ManifestItem & {names: string[]}>): Buffer {
+function manifestJson(items: Iterable<ManifestItem & {names: string[]}>, full = false): Buffer {
   const list = [...items].map(({Config, Layers, LayerSources, names}) => {
-    const tags = repoTags(names);
+    const tags = repoTags(names, full);
     return {Config, RepoTags: tags.length > 0 ? tags : null, Layers, ...(LayerSources ? {LayerSources} : {})};
   });
   // Docker's encoder ends the file with a newline.
   return Buffer.from(`${JSON.stringify(list)}\n`);
 }
 
-async function ociMembers(entries: readonly ArchiveEntry[], options: FormatWriteOptions): Promise<{members: Member[]; images: number; blobs: number; rewritten: FormatWriteResult['rewritten']}> {
+async function ociMembers(entries: readonly ArchiveEntry[], options: DockerArchiveWriteOptions): Promise<{members: Member[]; images: number; blobs: number; rewritten: FormatWriteResult['rewritten']}> {
   const plan = await planLayout(entries, planOptions(options));
   const items = new Map<Image, ManifestItem & {names: string[]}>();
   for (const entry of entries) {
@@ -105,7 +107,7 @@ async function ociMembers(entries: readonly ArchiveEntry[], options: FormatWrite
     addItem(items, image, entry.names, () => ({Config: blobPath(image.config.digest), RepoTags: null, Layers: image.layers.map((l) => blobPath(l.descriptor.digest)), ...(sources ? {LayerSources: sources} : {})}));
   }
   const members = layoutMembers(plan, dockerSaveNames);
-  members.push({type: 'file', name: 'manifest.json', bytes: manifestJson(items.values())});
+  members.push({type: 'file', name: 'manifest.json', bytes: manifestJson(items.values(), options.fullRepoTags === true)});
   // Docker 25 maps each tag to the hex of the top layer's diffID.
   const repositories = repositoriesJson([...items].map(([image, item]) => ({names: item.names, topId: image.layers.length > 0 ? digestHex(image.layers.at(-1)!.diffId) : undefined})));
   if (repositories) members.push({type: 'file', name: 'repositories', bytes: repositories});
@@ -126,7 +128,7 @@ function v1Id(chainId: Digest, parent: string | undefined, configDigest: Digest 
   return digestHex(sha256Of(JSON.stringify(body)));
 }
 
-function legacyMembers(entries: readonly ArchiveEntry[]): {members: Member[]; images: number; blobs: number; rewritten?: FormatWriteResult['rewritten']} {
+function legacyMembers(entries: readonly ArchiveEntry[], options: DockerArchiveWriteOptions): {members: Member[]; images: number; blobs: number; rewritten?: FormatWriteResult['rewritten']} {
   const members: Member[] = [];
   /** v1 directory → the regular file holding its layer. */
   const dirs = new Map<string, string>();
@@ -175,7 +177,7 @@ function legacyMembers(entries: readonly ArchiveEntry[]): {members: Member[]; im
       return {Config: configName, RepoTags: null, Layers: layers, ...(sources ? {LayerSources: sources} : {})};
     });
   }
-  members.push({type: 'file', name: 'manifest.json', bytes: manifestJson(items.values())});
+  members.push({type: 'file', name: 'manifest.json', bytes: manifestJson(items.values(), options.fullRepoTags === true)});
   const repositories = repositoriesJson([...items].map(([image, item]) => ({names: item.names, topId: topIds.get(image)})));
   if (repositories) members.push({type: 'file', name: 'repositories', bytes: repositories});
   return {members, images: items.size, blobs: stored.size + configs.size};

@@ -57,6 +57,8 @@ async function daemonMessage(res: IncomingMessage): Promise<string> {
 
 export class DaemonClient {
   readonly #target: {socketPath: string} | {host: string; port: number; secure: boolean};
+  /** The Host header: a name for a socket (as the docker CLI sends); HOST:PORT over TCP, which TLS checks the certificate against. */
+  readonly #hostHeader: string;
   readonly #agent: http.Agent;
   readonly #where: string;
   #info: Promise<DaemonInfo> | undefined;
@@ -68,12 +70,14 @@ export class DaemonClient {
       const socketPath = host.startsWith('unix://') ? host.slice('unix://'.length) : host;
       if (socketPath === '') throw new UsageError(`daemon host "${host}"${by}: no socket path`);
       this.#target = {socketPath};
+      this.#hostHeader = 'docker';
       this.#where = `${socketPath}${by}`;
       this.#agent = new http.Agent({keepAlive: true});
     } else if (host.startsWith('tcp://') || host.startsWith('http://') || host.startsWith('https://')) {
       const url = new URL(host.replace(/^tcp:/, options.tls ? 'https:' : 'http:'));
       const secure = url.protocol === 'https:';
       this.#target = {host: url.hostname, port: Number(url.port || (secure ? 2376 : 2375)), secure};
+      this.#hostHeader = url.port ? url.host : `${url.host}:${this.#target.port}`;
       this.#where = `${url.host}${by}`;
       const tls = options.tls;
       this.#agent = secure
@@ -107,7 +111,7 @@ export class DaemonClient {
       const target = this.#target;
       const base = 'socketPath' in target ? {socketPath: target.socketPath} : {host: target.host, port: target.port};
       const module = 'secure' in target && target.secure ? https : http;
-      const req = module.request({...base, method, path, agent: this.#agent, headers: {Host: 'docker', 'User-Agent': 'ferry', ...init.headers}});
+      const req = module.request({...base, method, path, agent: this.#agent, headers: {Host: this.#hostHeader, 'User-Agent': 'ferry', ...init.headers}});
       req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(Object.assign(new Error(`no answer for ${IDLE_TIMEOUT_MS / 1000} s`), {code: 'ETIMEDOUT'})));
       req.on('response', resolve);
       req.on('error', reject);
@@ -202,8 +206,9 @@ export class DaemonClient {
         return;
       }
       if (message.error || message.errorDetail?.message) failure ??= printable(message.errorDetail?.message ?? message.error ?? '');
+      // podman says it once for all names of an image, comma-separated.
       const m = /Loaded image(?: ID)?: (\S+)/.exec(message.stream ?? '');
-      if (m) loaded.push(m[1]!);
+      if (m) loaded.push(...m[1]!.split(',').filter((n) => n !== ''));
     };
     for await (const chunk of res) {
       buffer += String(chunk);

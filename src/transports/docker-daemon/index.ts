@@ -2,7 +2,7 @@ import {FerryError, UsageError} from '../../errors.js';
 import {hasDockerManifest, readDockerArchive} from '../../formats/docker-archive/read.js';
 import type {ArchiveEntry, ReadResult} from '../../model/image.js';
 import type {Compression} from '../../model/media-types.js';
-import {referenceProblem, tryParseReference} from '../../model/reference.js';
+import {fullName, parseReference, referenceProblem, tryParseReference} from '../../model/reference.js';
 import {DEFAULT_DAEMON_HOST, type DaemonOptions} from '../../settings.js';
 import {containerProblems, openStream} from '../local.js';
 import type {ArchiveWriter, IndexPolicy, ReadOptions, Transport} from '../types.js';
@@ -51,15 +51,21 @@ function legacyFor(info: DaemonInfo): boolean {
 }
 
 /**
- * Loads entries into the daemon. Names the load will set are looked up first: when the daemon
- * refuses the archive part way, a name it had already loaded is removed again (or pointed back at the
- * image it named before), so a failure leaves no half-loaded image tagged.
+ * Loads entries into the daemon. The names the load will set are looked up first; when the daemon
+ * refuses the archive part way (docker after loading the images before the bad one, podman with
+ * one error and no word of what it kept), each name that now names another image than before is
+ * removed again or pointed back at the image it named, so a failure leaves no half-loaded name.
  */
 async function loadEntries(client: DaemonClient, info: DaemonInfo, entries: readonly ArchiveEntry[], options: Parameters<ArchiveWriter['write']>[2]): Promise<Awaited<ReturnType<ArchiveWriter['write']>>> {
   const layout = legacyFor(info) ? 'legacy' : 'oci';
+  // The writer is loaded on first use (a read never loads it).
   const [{dockerArchiveMembers, repoTags}, {streamTar}] = await Promise.all([import('../../formats/docker-archive/write.js'), import('../../io/fs/members.js')]);
-  const {members, result} = await dockerArchiveMembers(entries, {...options, layout});
-  const names = [...new Set(entries.flatMap((e) => repoTags(e.names)))];
+  // podman reads a short RepoTag (app:1) as localhost/app:1, though its API otherwise gives short
+  // names docker.io: manifest.json names full names, so an image is docker.io/app:1 however named.
+  const built = await dockerArchiveMembers(entries, {...options, layout, fullRepoTags: info.engine === 'podman'});
+  const members = built.members;
+  // Full names: exact in both engines (podman would resolve a short one to localhost/ first).
+  const names = [...new Set(entries.flatMap((e) => repoTags(e.names)).map((t) => fullName(parseReference(t))))];
   const before = new Map<string, string | undefined>();
   for (const name of names) before.set(name, (await client.inspectImage(name))?.id);
   let bytes = 0;
@@ -69,12 +75,11 @@ async function loadEntries(client: DaemonClient, info: DaemonInfo, entries: read
   }});
   try {
     const loaded = await client.load(archive, `docker-daemon:${client.where}`);
-    return {...result, bytes, loaded};
+    return {...built.result, bytes, loaded};
   } catch (e) {
-    const loaded = (e as {loaded?: string[]}).loaded ?? [];
-    for (const name of loaded) {
-      if (!before.has(name)) continue;
-      const previous = before.get(name);
+    for (const [name, previous] of before) {
+      const now = await client.inspectImage(name).then((i) => i?.id, () => previous);
+      if (now === previous) continue;
       const colon = name.lastIndexOf(':');
       if (previous === undefined) await client.removeImage(name).catch(() => {});
       else await client.tagImage(previous, name.slice(0, colon), name.slice(colon + 1)).catch(() => {});

@@ -35,6 +35,7 @@ export const docker: Transport = {
   writer: (ref, options) => ({
     format: 'docker',
     output: 'remote',
+    namedByReference: true,
     indexes: 'keep',
     // A registry stores any blob; what its pullers load as it is: gzip, zstd and plain tars.
     accepts: (c) => c === 'none' || c === 'gzip' || c === 'zstd',
