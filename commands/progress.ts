@@ -26,6 +26,7 @@ export function progressFor(options: {quiet?: boolean; json?: boolean}): Progres
       started.at = Date.now();
       multi = new cliProgress.MultiBar({format: format(label), stream: process.stderr, hideCursor: true, clearOnComplete: true, etaBuffer: 50, fps: 8}, cliProgress.Presets.shades_classic);
       bar = multi.create(Math.max(bytes, 1), 0, payload(0, total, started.at));
+      multi.update(); // drawn at once: a MultiBar otherwise waits a frame, and a short phase never shows
     },
     advance(bytes) {
       done += bytes;
