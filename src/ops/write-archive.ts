@@ -190,6 +190,7 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
       ...(options.manifestFormat ? {manifestFormat: options.manifestFormat} : {}),
       ...(omitted.size > 0 ? {omitBlobs: omitted} : {}),
       ...(loose.length > 0 ? {looseBlobs: loose} : {}),
+      ...(progress.blob ? {trackBlob: (label: string, total: number) => progress.blob!(label, total)} : {}),
     });
     await contents;
     progress.stop();

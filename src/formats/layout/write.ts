@@ -1,5 +1,6 @@
 import {FerryError} from '../../errors.js';
 import {openCheckedBlob} from '../../io/blobs/checked-read.js';
+import type {TrackBlob} from '../../io/blobs/jobs.js';
 import type {Member, MemberWriteOptions} from '../../io/fs/members.js';
 import {isFetchedLayer} from '../../io/layers/fetch.js';
 import {isScratchLayer} from '../../io/layers/range-layer.js';
@@ -22,6 +23,8 @@ export interface FormatWriteOptions extends MemberWriteOptions {
   omitBlobs?: ReadonlySet<string>;
   /** Blobs stored with no manifest listing them (PlanOptions.looseBlobs). */
   looseBlobs?: readonly Blob[];
+  /** A progress line per blob sent (a push). */
+  trackBlob?: TrackBlob;
 }
 
 export interface FormatWriteResult {

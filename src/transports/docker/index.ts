@@ -47,7 +47,7 @@ export const docker: Transport = {
       const client = new RegistryClient(registryRef.registry, registry);
       try {
         const {pushEntries} = await import('./push.js');
-        return await pushEntries(entries, registryRef, client, {registry, ...(o.manifestFormat ? {manifestFormat: o.manifestFormat} : {}), ...(o.omitBlobs ? {omitBlobs: o.omitBlobs} : {}), ...(o.onBytes ? {onBytes: o.onBytes} : {}), ...(o.signal ? {signal: o.signal} : {})});
+        return await pushEntries(entries, registryRef, client, {registry, ...(o.manifestFormat ? {manifestFormat: o.manifestFormat} : {}), ...(o.omitBlobs ? {omitBlobs: o.omitBlobs} : {}), ...(o.trackBlob ? {trackBlob: o.trackBlob} : {}), ...(o.onBytes ? {onBytes: o.onBytes} : {}), ...(o.signal ? {signal: o.signal} : {})});
       } finally {
         client.close();
       }

@@ -1,6 +1,7 @@
 import {createHash} from 'node:crypto';
 import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
 import path from 'node:path';
+import type {Readable} from 'node:stream';
 import pLimit from 'p-limit';
 import {DigestMismatchError, FerryError} from '../../errors.js';
 import {descriptorJson, planLayout, type FormatWriteOptions, type FormatWriteResult, type ManifestFormat, type UploadStats} from '../../formats/layout/write.js';
@@ -79,7 +80,7 @@ function committedOffset(res: ApiResponse): number | undefined {
   return m ? Number(m[1]) + 1 : undefined;
 }
 
-export interface PushOptions extends Pick<FormatWriteOptions, 'onBytes' | 'signal' | 'omitBlobs'> {
+export interface PushOptions extends Pick<FormatWriteOptions, 'onBytes' | 'signal' | 'omitBlobs' | 'trackBlob'> {
   registry: RegistryOptions;
   manifestFormat?: ManifestFormat;
 }
@@ -157,33 +158,34 @@ export class Pusher {
     session ??= await this.#startSession(what);
     const forced = this.options.registry.chunkSize ?? 0;
     const chunked = forced > 0 || size >= RESUMABLE_BLOB_BYTES || session.offset > 0;
-    if (!chunked) {
-      const done = await this.#putWhole(session, digest, member, size, what);
-      if (done) {
-        await journal.clear();
-        return;
+    // The bytes as they go out: a progress line of its own for this blob.
+    const line = this.options.trackBlob?.(digest.slice(0, 19), size);
+    const sent = (body: Readable): Readable => (line ? body.on('data', (c: Buffer) => line.advance(c.length)) : body);
+    try {
+      if (!chunked) {
+        const done = await this.#putWhole(session, digest, member, size, what, sent);
+        if (done) {
+          await journal.clear();
+          return;
+        }
+        session = await this.#startSession(what); // 413: the registry wants it in pieces
       }
-      session = await this.#startSession(what); // 413: the registry wants it in pieces
+      await this.#putChunks(session, digest, member, size, what, journal, forced > 0 ? forced : DEFAULT_CHUNK, sent);
+      await journal.clear();
+    } finally {
+      line?.done();
     }
-    await this.#putChunks(session, digest, member, size, what, journal, forced > 0 ? forced : DEFAULT_CHUNK);
-    await journal.clear();
   }
 
   /** A monolithic PUT; false when the registry refuses the size (413). */
-  async #putWhole(session: Session, digest: Digest, member: Member, size: number, what: string): Promise<boolean> {
+  async #putWhole(session: Session, digest: Digest, member: Member, size: number, what: string, sent: (body: Readable) => Readable): Promise<boolean> {
     const url = new URL(session.location);
     url.searchParams.set('digest', digest);
-    let sent = 0;
     const res = await this.client.request({
       method: 'PUT',
       target: url,
       headers: {'Content-Type': 'application/octet-stream', 'Content-Length': String(size)},
-      body: () => {
-        sent = 0;
-        const body = memberBytes(member, 0, size);
-        body.on('data', (c: Buffer) => (sent += c.length));
-        return body;
-      },
+      body: () => sent(memberBytes(member, 0, size)),
       scopes: [pushScope(this.#repo)],
       ok: [201, 413],
       what,
@@ -191,7 +193,6 @@ export class Pusher {
     res.body.resume();
     if (res.status === 413) return false;
     this.#uploaded(size, res, digest, what);
-    void sent;
     return true;
   }
 
@@ -208,7 +209,7 @@ export class Pusher {
    * a chunk the registry refuses as too big (413) is halved. A connection that drops mid-chunk asks
    * the registry where the session stands and continues from there, or starts over when it cannot say.
    */
-  async #putChunks(start: Session, digest: Digest, member: Member, size: number, what: string, journal: Journal, chunkSize: number): Promise<void> {
+  async #putChunks(start: Session, digest: Digest, member: Member, size: number, what: string, journal: Journal, chunkSize: number, sent: (body: Readable) => Readable): Promise<void> {
     let session = start;
     let chunk = chunkSize;
     let failures = 0;
@@ -221,7 +222,7 @@ export class Pusher {
           method: 'PATCH',
           target: new URL(session.location),
           headers: {'Content-Type': 'application/octet-stream', 'Content-Length': String(end - session.offset), 'Content-Range': `${session.offset}-${end - 1}`},
-          body: () => memberBytes(member, session.offset, end),
+          body: () => sent(memberBytes(member, session.offset, end)),
           scopes: [pushScope(this.#repo)],
           ok: [202, 413, 416],
           what,
