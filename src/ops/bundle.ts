@@ -693,10 +693,49 @@ async function applyToLayout(source: string, target: string, manifest: BundleMan
     }
     const kept = existing ? existing.entries.filter((e) => !entries.some((b) => b.descriptor?.digest === e.descriptor?.digest && b.names.join() === e.names.join())) : [];
     if (kept.length > 0) note(`${target}: keeps its ${kept.length} image(s) and adds the bundle's`);
+    const indexFile = path.join(layoutDir, 'index.json');
+    const before = existing ? await readFile(indexFile).catch((e: unknown) => {
+      throw ioError(e, indexFile);
+    }) : undefined;
     await writeArchive(target, [...kept, ...entries], {force: true, keepDigests: true, keepBlobs: true, note, ...(options.progress ? {progress: options.progress} : {}), settings});
+    if (before) await keepIndexNames(indexFile, before, entries);
   } finally {
     await bundleArchive.close();
     await existing?.close();
   }
 }
 
+
+const CONTAINERD_NAME = 'io.containerd.image.name';
+const REF_NAME = 'org.opencontainers.image.ref.name';
+
+/**
+ * index.json after a bundle was added to a layout: the layout's own descriptors as they were (their
+ * names as written: `skopeo oci:DIR:REF` and umoci match ref.name verbatim, so `keep` must not become
+ * `docker.io/library/keep:latest`), less those whose name a bundle image takes over, then the
+ * descriptors written for the bundle's images.
+ */
+async function keepIndexNames(indexFile: string, before: Buffer, added: readonly ArchiveEntry[]): Promise<void> {
+  const manifestsOf = (bytes: Buffer, label: string): {parsed: Record<string, unknown>; manifests: Array<Record<string, unknown>>} => {
+    const parsed = parseJson(bytes, label);
+    if (!isRecord(parsed) || !Array.isArray(parsed.manifests)) throw new FerryError('BAD_JSON', `${label}: manifests is not a list`);
+    return {parsed, manifests: parsed.manifests.filter(isRecord)};
+  };
+  const annotation = (d: Record<string, unknown>, key: string): string | undefined => (isRecord(d.annotations) && typeof d.annotations[key] === 'string' ? d.annotations[key] : undefined);
+  const old = manifestsOf(before, `${indexFile} (before)`);
+  const written = manifestsOf(await readFile(indexFile).catch((e: unknown) => {
+    throw ioError(e, indexFile);
+  }), indexFile);
+  const names = new Set(added.flatMap((e) => e.names));
+  const unnamed = new Set(added.filter((e) => e.names.length === 0).map((e) => e.descriptor?.digest));
+  const isAdded = (d: Record<string, unknown>): boolean => {
+    const name = annotation(d, CONTAINERD_NAME);
+    return name !== undefined ? names.has(name) && added.some((e) => e.names.includes(name) && e.descriptor?.digest === d.digest) : unnamed.has(d.digest as Digest) && annotation(d, REF_NAME) === undefined;
+  };
+  const takenOver = (d: Record<string, unknown>): boolean => {
+    const own = [annotation(d, CONTAINERD_NAME), annotation(d, REF_NAME)].filter((n): n is string => n !== undefined);
+    return own.length > 0 ? own.some((n) => names.has(n)) : unnamed.has(d.digest as Digest);
+  };
+  const manifests = [...old.manifests.filter((d) => !takenOver(d)), ...written.manifests.filter(isAdded)];
+  await writeSmallFile(indexFile, Buffer.from(JSON.stringify({...written.parsed, manifests})));
+}
