@@ -641,15 +641,15 @@ export async function applyBundle(dir: string, target: string, options: BundleAp
     const prefix = target.slice('docker://'.length).replace(/\/+$/, '');
     const [registry] = prefix.split('/');
     // A differential bundle: every blob it left out must be in the target repository (or mountable into it).
-    const lacking: string[] = [];
+    const lacking = new Map<string, string[]>();
     for (const image of complete) {
       const wanted = needsOmitted(image);
       if (wanted.length === 0 || !image.name) continue;
       const ref = parseRegistryRef(`docker://${pushTarget(image.name, target)}`);
       const missing = await ensureBlobsPresent(registry!, ref.repository, wanted.map((d) => ({digest: d, from: manifest.omitted[d] ?? []})), settings.registry);
-      lacking.push(...missing.map((d) => `${d} (for ${image.name})`));
+      for (const d of missing) lacking.set(d, [...(lacking.get(d) ?? []), image.name]);
     }
-    if (lacking.length > 0) throw new FerryError('MISSING_BLOB', `${target} lacks ${lacking.length} blob(s) this differential bundle left out: ${lacking.slice(0, 5).join(', ')}${lacking.length > 5 ? ', …' : ''}`);
+    if (lacking.size > 0) throw lackingError(target, lacking);
     const pushed = await pushImages([source], target, {all: true, keepGoing: options.keepGoing ?? false, ...(omitted.size > 0 ? {omitBlobs: omitted} : {}), note, ...(options.progress ? {progress: options.progress} : {}), settings});
     // The registry's copy, checked: each reference serves the digest the bundle holds.
     for (const item of pushed.refs) {
@@ -660,8 +660,9 @@ export async function applyBundle(dir: string, target: string, options: BundleAp
     }
     items.push(...pushed.refs);
   } else if (kind === 'docker-daemon') {
-    const lacking = complete.flatMap((image) => needsOmitted(image).map((d) => `${d} (for ${image.name ?? image.ref})`));
-    if (lacking.length > 0) throw new FerryError('MISSING_BLOB', `${target}: a daemon loads whole images, and this differential bundle left out ${lacking.length} blob(s): ${lacking.slice(0, 5).join(', ')}${lacking.length > 5 ? ', …' : ''}; apply it to a registry, or make a full bundle`);
+    const lacking = new Map<string, string[]>();
+    for (const image of complete) for (const d of needsOmitted(image)) lacking.set(d, [...(lacking.get(d) ?? []), image.name ?? image.ref]);
+    if (lacking.size > 0) throw new FerryError('MISSING_BLOB', `${target}: a daemon loads whole images, and this differential bundle left out ${describeLacking(lacking)}; apply it to a registry, or make a full bundle`);
     const loaded = await loadImages(source, {note, ...(options.progress ? {progress: options.progress} : {}), settings});
     items.push(...complete.map((image) => ({ref: image.name ?? image.ref, digest: image.digest})));
     for (const name of loaded.loaded ?? []) note(`Loaded image: ${name}`);
@@ -677,6 +678,16 @@ export async function applyBundle(dir: string, target: string, options: BundleAp
   return {target, refs: items};
 }
 
+/** `N blob(s): DIGEST (for IMAGE, IMAGE), …`: each blob once, with the images that need it. */
+function describeLacking(lacking: ReadonlyMap<string, readonly string[]>): string {
+  const listed = [...lacking].map(([d, images]) => `${d} (for ${images.join(', ')})`);
+  return `${lacking.size} blob(s): ${listed.slice(0, 5).join(', ')}${listed.length > 5 ? ', …' : ''}`;
+}
+
+function lackingError(target: string, lacking: ReadonlyMap<string, readonly string[]>): FerryError {
+  return new FerryError('MISSING_BLOB', `${target} lacks ${describeLacking(lacking).replace(/^(\d+ blob\(s\)):/, '$1 this differential bundle left out:')}`);
+}
+
 /** Adds the bundle's images to an OCI layout: what it holds stays (and provides what a differential bundle left out). */
 async function applyToLayout(source: string, target: string, manifest: BundleManifest, omitted: ReadonlySet<string>, options: BundleApplyOptions, settings: Settings, note: (m: string) => void): Promise<void> {
   const layoutDir = target.slice('oci:'.length);
@@ -687,8 +698,9 @@ async function applyToLayout(source: string, target: string, manifest: BundleMan
     if (omitted.size > 0) {
       const have = new Map<string, Layer>();
       for (const image of existing ? existing.entries.flatMap((e) => imagesOf(e.root)) : []) for (const layer of image.layers) if (layer.absent === undefined) have.set(layer.descriptor.digest, layer);
-      const lacking = [...omitted].filter((d) => !have.has(d) && manifest.images.some((m) => m.blobs.includes(d as Digest)));
-      if (lacking.length > 0) throw new FerryError('MISSING_BLOB', `${target} lacks ${lacking.length} blob(s) this differential bundle left out: ${lacking.slice(0, 5).join(', ')}${lacking.length > 5 ? ', …' : ''}`);
+      const lacking = new Map<string, string[]>();
+      for (const d of omitted) if (!have.has(d)) for (const m of manifest.images) if (m.blobs.includes(d as Digest)) lacking.set(d, [...(lacking.get(d) ?? []), m.name ?? m.ref]);
+      if (lacking.size > 0) throw lackingError(target, lacking);
       entries = replaceLayers(entries, new Map(), have).entries;
     }
     const kept = existing ? existing.entries.filter((e) => !entries.some((b) => b.descriptor?.digest === e.descriptor?.digest && b.names.join() === e.names.join())) : [];
