@@ -298,6 +298,27 @@ async function prepareDirectory(dir: string, force: boolean, state: CreateState 
   for (const name of ours) await rm(path.join(dir, name), {force: true});
 }
 
+/** A temp name of ours in a bundle directory (a part being written, bundle.json, SHA256SUMS, the state file), with the writer's pid. */
+const OUR_TEMP = /^(?:\.part-\d{4}\.tar|bundle\.json|SHA256SUMS|\.ferry-bundle-state\.json)\.ferry-(\d+)(?:-[0-9a-f]+)?\.(?:tmp|tmpdir|work|old)$/;
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** What a killed run left half-written (its temp files: a SIGKILL removes none); a live writer's are left alone. */
+async function removeStaleTemps(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const m = OUR_TEMP.exec(name);
+    if (!m || Number(m[1]) === process.pid || isRunning(Number(m[1]))) continue;
+    await rm(path.join(dir, name), {recursive: true, force: true});
+  }
+}
+
 /**
  * `ferry bundle create INPUT... -o DIR`: every input pinned to its digest, planned into parts, each
  * part written as a docker-archive (atomically, deterministic bytes), then bundle.json and
@@ -350,6 +371,7 @@ export async function createBundle(inputs: readonly string[], dir: string, optio
     let state = await readState(dir);
     if (state && state.plan !== planKey) state = undefined;
     await prepareDirectory(dir, options.force === true, state);
+    await removeStaleTemps(dir);
     const done: CreateState['done'] = state?.done ?? {};
     const resumed: string[] = [];
     const writtenParts: BundlePart[] = [];
