@@ -167,7 +167,8 @@ export async function tarMembers(file: string): Promise<Map<string, number>> {
   const members = new Map<string, number>();
   for (const line of text.split('\n')) {
     const m = /^\S+\s+\S+\s+(\d+)\s+\S+\s+\S+\s+(.+)$/.exec(line);
-    if (m) members.set(m[2]!, Number(m[1]));
+    // Links list as `NAME -> TARGET` (symbolic) or `NAME link to TARGET` (hard): the member is NAME.
+    if (m) members.set(line.startsWith('l') || line.startsWith('h') ? m[2]!.replace(/ (?:->|link to) .*$/, '') : m[2]!, Number(m[1]));
   }
   return members;
 }
