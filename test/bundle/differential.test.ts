@@ -109,6 +109,22 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo', 'buildah', 'busybox', '
     expect((await execOk('curl', ['-s', `${empty.url}/v2/_catalog`])).trim()).toBe('{"repositories":[]}');
   });
 
+  it('-f LIST: comments and blank lines skipped; a name:tag@sha256 pin is read by the digest and applied under the tag', async () => {
+    const list = path.join(work, 'images.txt');
+    // Tag test/app-c:1 names c1; the pin says c2's manifest (same repository): the pin wins, the tag names it.
+    writeFileSync(list, `# the week's images\n\n${refs.a}   # a\n${refs.c1}@${peer.c2!.digest}\n`);
+    const dir = path.join(work, 'pinned');
+    await ferryOk(['bundle', 'create', '-f', list, '-o', dir]);
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'bundle.json'), 'utf8')) as BundleJson;
+    expect(manifest.images.map((m) => [m.name, m.sourceDigest])).toEqual([
+      [refs.a, peer.a!.digest],
+      [refs.c1, peer.c2!.digest],
+    ]);
+    await ferryOk(['bundle', 'apply', dir, `docker://${site.host}/pinned`]);
+    expect((await skopeoImage(`docker://${site.host}/pinned/test/app-c:1`)).digest).toBe(peer.c2!.digest);
+    expect((await skopeoImage(`docker://${site.host}/pinned/test/app-a:1`)).digest).toBe(peer.a!.digest);
+  });
+
   it('two creates of the same inputs give byte-identical parts, bundle.json and SHA256SUMS', async () => {
     const size = String(peer.c2!.manifest.layers[1]!.size + peer.a!.manifest.layers[0]!.size + 64 * 1024);
     const inputs = [refs.a!, refs.b!, refs.c1!, refs.c2!];
