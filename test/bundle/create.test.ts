@@ -11,7 +11,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {startContainerd, startDockerd, type Containerd, type Dockerd} from '../helpers/daemons.js';
 import {peerMissing} from '../helpers/peers.js';
 import {startRegistry, type RunningRegistry} from '../helpers/registry.js';
-import {blobMembers, blobsOfImage, buildImages, exec, ferryAsync, ferryOk, pushWithSkopeo, sha256, skopeoImage, tarMembers, type BuiltImages, type BundleJson, type SkopeoImage} from './kit.js';
+import {blobMembers, blobsOfImage, buildImages, exec, ferryAsync, ferryOk, pushMultiArch, pushWithSkopeo, sha256, skopeoImage, tarMembers, type BuiltImages, type BundleJson, type SkopeoImage} from './kit.js';
 
 const TEXT: Record<string, string> = {a: 'hello from a\n', b: 'hello from b\n', c: 'hello from c\n'};
 
@@ -173,5 +173,30 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo', 'buildah', 'busybox', '
       expect(line, listed).toBeDefined();
       expect(line).toContain(peer[key]!.digest);
     }
+  });
+
+  it('a multi-platform index travels whole (docker loads and runs its amd64 image); --platform keeps one, pinned to the index', async () => {
+    const ref = `${reg.host}/test/multi:1`;
+    await pushMultiArch(ref);
+    const rawIndex = Buffer.from(await exec('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]).then((r) => r.stdout));
+    const index = JSON.parse(rawIndex.toString()) as {mediaType: string; manifests: Array<{digest: string; size: number; platform: {architecture: string; os: string}}>};
+    const child = (arch: string): {digest: string} => index.manifests.find((m) => m.platform.architecture === arch)!;
+    const children = await Promise.all(['amd64', 'arm64'].map((arch) => skopeoImage(`docker://${reg.host}/test/multi@${child(arch).digest}`)));
+    const whole = path.join(work, 'multi');
+    await ferryOk(['bundle', 'create', ref, '-o', whole]);
+    const all = JSON.parse(readFileSync(path.join(whole, 'bundle.json'), 'utf8')) as BundleJson;
+    expect(all.images[0]!).toMatchObject({name: ref, sourceDigest: sha256(rawIndex), digest: sha256(rawIndex), mediaType: index.mediaType, size: rawIndex.length, platforms: ['linux/amd64', 'linux/arm64']});
+    expect(all.images[0]!.blobs).toEqual([sha256(rawIndex), ...children.flatMap((c) => [c.digest, ...blobsOfImage(c).keys()])].filter((d, i, xs) => xs.indexOf(d) === i).sort());
+    const members = await blobMembers(path.join(whole, 'part-0001.tar'));
+    for (const d of all.images[0]!.blobs) expect(members.has(d), d).toBe(true);
+    expect(dockerd.docker(['load', '-i', path.join(whole, 'part-0001.tar')])).toContain(`Loaded image: ${ref}`);
+    expect(dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', ref]).trim()).toBe(children[0]!.manifest.config.digest);
+    expect(dockerd.docker(['run', '--rm', '--network', 'none', ref, 'cat', '/etc/arch.txt'])).toBe('amd64\n');
+    // One platform: pinned to the index the tag named, stored as that platform's manifest.
+    const one = path.join(work, 'multi-arm64');
+    await ferryOk(['bundle', 'create', ref, '-o', one, '--platform', 'linux/arm64']);
+    const picked = JSON.parse(readFileSync(path.join(one, 'bundle.json'), 'utf8')) as BundleJson;
+    expect(picked.images[0]!).toMatchObject({sourceDigest: sha256(rawIndex), digest: children[1]!.digest, size: children[1]!.raw.length, platforms: ['linux/arm64']});
+    expect([...(await blobMembers(path.join(one, 'part-0001.tar'))).keys()].sort()).toEqual([children[1]!.digest, ...blobsOfImage(children[1]!).keys()].sort());
   });
 });

@@ -127,6 +127,41 @@ export async function buildImages(dir: string, specs: Record<string, ImageSpec>)
   }
 }
 
+/**
+ * A two-platform image (linux/amd64 runs busybox and prints /etc/arch.txt; linux/arm64 only carries
+ * its files) as an OCI index, written by buildah into an OCI layout and copied with `skopeo copy
+ * --all` to `ref` (a plain-HTTP registry).
+ */
+export async function pushMultiArch(ref: string): Promise<void> {
+  const buildah = makeBuildah();
+  const work = mkdtempSync(path.join(os.tmpdir(), 'ferry-bbm-'));
+  try {
+    const images: string[] = [];
+    for (const arch of ['amd64', 'arm64']) {
+      const root = path.join(work, arch);
+      mkdirSync(path.join(root, 'bin'), {recursive: true});
+      mkdirSync(path.join(root, 'etc'));
+      copyFileSync('/bin/busybox', path.join(root, 'bin', 'busybox'));
+      chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
+      for (const applet of ['sh', 'cat']) symlinkSync('busybox', path.join(root, 'bin', applet));
+      writeFileSync(path.join(root, 'etc', 'arch.txt'), `${arch}\n`);
+      const ctr = buildah.run(['from', 'scratch']).trim();
+      buildah.run(['add', ctr, root, '/']);
+      buildah.run(['config', '--os', 'linux', '--arch', arch, '--cmd', '["/bin/sh"]', '--env', 'PATH=/bin', ctr]);
+      buildah.run(['commit', '-q', ctr, `localhost/ferry-multi-${arch}:1`]);
+      images.push(`localhost/ferry-multi-${arch}:1`);
+    }
+    buildah.run(['manifest', 'create', 'localhost/ferry-multi:1']);
+    for (const [i, image] of images.entries()) buildah.run(['manifest', 'add', ...(i === 1 ? ['--arch', 'arm64'] : []), 'localhost/ferry-multi:1', `containers-storage:${image}`]);
+    const layout = path.join(work, 'layout');
+    buildah.run(['manifest', 'push', '-q', '--all', 'localhost/ferry-multi:1', `oci:${layout}:multi`]);
+    await execOk('skopeo', ['copy', '-q', '--all', '--dest-tls-verify=false', `oci:${layout}:multi`, `docker://${ref}`]);
+  } finally {
+    rmSync(work, {recursive: true, force: true});
+    await buildah.cleanup();
+  }
+}
+
 /** skopeo copy of a docker-archive into a plain-HTTP registry (`--format oci` for an OCI manifest). */
 export async function pushWithSkopeo(archive: string, ref: string, format?: 'oci' | 'v2s2'): Promise<void> {
   await execOk('skopeo', ['copy', '-q', '--dest-tls-verify=false', ...(format ? ['--format', format] : []), `docker-archive:${archive}`, `docker://${ref}`]);
