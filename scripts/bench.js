@@ -2,9 +2,12 @@
 // `npm run bench`: ferry against the peers present on this machine, on the same archives, in the same run.
 // Figures are medians of several runs (wall seconds and peak RSS from /usr/bin/time -v); results go to
 // docs/benchmarks.md with the machine's description. BENCH_SCALE=small runs a reduced smoke version (CI).
-// `--only daemon` runs just the daemon rows (ferry load / save / squash against a private dockerd) into
-// docs/benchmarks-daemon[-smoke].md (or BENCH_OUT).
+// `--only GROUP` (or BENCH_ONLY=GROUP) runs one group of rows: core (convert, export, squash, inspect,
+// verify), daemon (ferry load / save / squash against a private dockerd), bundle (bundle create / serve /
+// apply). With --only the results go to docs/benchmarks-<group>[-smoke].md.
 import {spawn, spawnSync} from 'node:child_process';
+import {createHash, randomBytes} from 'node:crypto';
+import net from 'node:net';
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,20 +18,20 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FERRY = [process.execPath, path.join(ROOT, 'bin/run.js')];
 const SCALE = process.env.BENCH_SCALE ?? (process.argv.includes('--small') ? 'small' : 'full');
 const SMALL = SCALE === 'small';
+const onlyAt = process.argv.indexOf('--only');
+const ONLY = process.env.BENCH_ONLY ?? (onlyAt >= 0 ? process.argv[onlyAt + 1] : process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length));
+const GROUPS = ['core', 'daemon', 'bundle'];
+if (ONLY !== undefined && !GROUPS.includes(ONLY)) {
+  process.stderr.write(`bench: --only ${ONLY}: expected one of ${GROUPS.join(', ')}\n`);
+  process.exit(2);
+}
+const RUN_CORE = ONLY === undefined || ONLY === 'core';
+const RUN_DAEMON = ONLY === undefined || ONLY === 'daemon';
+const RUN_BUNDLE = ONLY === undefined || ONLY === 'bundle';
 const RUNS = Number(process.env.BENCH_RUNS ?? (SMALL ? 1 : 3));
 /** Peers that take minutes on the large image (umoci unpack, docker export | import) run this often. */
 const SLOW_RUNS = SMALL ? 1 : Math.min(RUNS, 2);
 const SIZES = SMALL ? {medium: 24e6, large: 60e6, huge: 200e6} : {medium: 300e6, large: 2e9, huge: 8e9};
-/** `--only daemon`: just the daemon rows (ferry load / squash / save against a private dockerd), on the large image. */
-const ONLY = (() => {
-  const i = process.argv.indexOf('--only');
-  const value = i >= 0 ? process.argv[i + 1] : process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
-  if (value !== undefined && value !== 'daemon') {
-    process.stderr.write(`bench: --only ${value}: the only group that runs alone is "daemon"\n`);
-    process.exit(2);
-  }
-  return value;
-})();
 const OUT_DOC = process.env.BENCH_OUT ?? path.join(ROOT, 'docs', `benchmarks${ONLY ? `-${ONLY}` : ''}${SMALL ? '-smoke' : ''}.md`);
 const DOCKER = '/usr/bin/docker'; // /usr/local/bin/docker is an unrelated newer client (docs/peers.md)
 const STARTED = Date.now();
@@ -94,11 +97,11 @@ const sizeOf = (p) => {
 };
 
 /** A private dockerd on a unix socket, stopped by its pid; overlay2 where the kernel has it (docker's default), else vfs. */
-async function startDockerd() {
+async function startDockerd(extraArgs = []) {
   for (const driver of ['overlay2', 'vfs']) {
     const root = mkdtempSync('/tmp/fbd-');
     const host = `unix://${root}/docker.sock`;
-    const child = spawn('dockerd', ['--storage-driver', driver, '--iptables=false', '--ip6tables=false', '--bridge=none', '--ip-forward=false', '--ip-masq=false', '-H', host, '--data-root', `${root}/data`, '--exec-root', `${root}/exec`, '--pidfile', `${root}/pid`], {stdio: 'ignore'});
+    const child = spawn('dockerd', ['--storage-driver', driver, '--iptables=false', '--ip6tables=false', '--bridge=none', '--ip-forward=false', '--ip-masq=false', '-H', host, '--data-root', `${root}/data`, '--exec-root', `${root}/exec`, '--pidfile', `${root}/pid`, ...extraArgs], {stdio: 'ignore'});
     const env = {DOCKER_HOST: host, DOCKER_CONFIG: `${root}/client`};
     const stop = async () => {
       if (child.exitCode === null && child.signalCode === null) {
@@ -122,6 +125,15 @@ async function startDockerd() {
   }
   return undefined;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Air-gap rows (--only bundle): bundle create from a loopback docker-registry vs skopeo sync, docker
+// pull through ferry serve vs through the registry, peak RSS creating and applying a large bundle.
+// ---------------------------------------------------------------------------------------------
+
+/** Sizes: each of the two shared bases, each image's own layer, the large image of the RSS rows. */
+const BUNDLE_SIZES = SMALL ? {base: 8e6, app: 1e6, big: 200e6, part: '64M'} : {base: 150e6, app: 15e6, big: 10e9, part: '4G'};
+let BUNDLE_IMAGES_NOTE = '';
 
 /**
  * The daemon rows, on an image the dockerd `d` does not hold yet: `ferry load` against `docker load`
@@ -160,6 +172,178 @@ function daemonRows(d, kind, src, bytes, out) {
   absent(squashed)();
 }
 
+/** docker-registry (distribution 2.8) on 127.0.0.1 with its own config and storage; stopped by its pid. */
+async function startBenchRegistry(name) {
+  const root = mkdtempSync(path.join(work, `reg-${name}-`));
+  const port = await new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const p = srv.address().port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const host = `127.0.0.1:${port}`;
+  writeFileSync(path.join(root, 'config.yml'), ['version: 0.1', 'log:', '  level: error', 'storage:', '  filesystem:', `    rootdirectory: ${JSON.stringify(path.join(root, 'storage'))}`, 'http:', `  addr: ${JSON.stringify(host)}`, `  secret: ${JSON.stringify(randomBytes(16).toString('hex'))}`, ''].join('\n'));
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
+  const child = spawn('docker-registry', ['serve', path.join(root, 'config.yml')], {stdio: 'ignore', env});
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const done = new Promise((r) => child.once('exit', r));
+      process.kill(child.pid, 'SIGTERM');
+      await done;
+    }
+  };
+  cleanups.push(stop);
+  for (let i = 0; i < 200; i++) {
+    const ok = await fetch(`http://${host}/v2/`).then((r) => r.ok, () => false);
+    if (ok) return {host, stop, storage: path.join(root, 'storage')};
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`docker-registry on ${host} did not start`);
+}
+
+/** An uncompressed layer tar of `bytes` (random, or zeros) under data/NAME, made by GNU tar. */
+function makeLayer(dir, name, bytes, kind = 'random') {
+  const src = path.join(dir, `src-${name}`);
+  mkdirSync(path.join(src, 'data'), {recursive: true});
+  const file = path.join(src, 'data', `${name}.bin`);
+  if (kind === 'zeros') spawnSync('truncate', ['-s', String(bytes), file]);
+  else spawnSync('sh', ['-c', `head -c ${bytes} /dev/urandom > ${file}`]);
+  const tarFile = path.join(dir, `${name}.tar`);
+  const r = spawnSync('tar', ['--numeric-owner', '--owner=0', '--group=0', '--mtime=@1700000000', '-cf', tarFile, '-C', src, 'data']);
+  if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
+  rmSync(src, {recursive: true, force: true});
+  return tarFile;
+}
+
+/** An OCI layout holding images made of shared layer tars: {name, layers: [tar files]}. Blobs written once. */
+function writeLayout(dir, images) {
+  const blobs = path.join(dir, 'blobs', 'sha256');
+  mkdirSync(blobs, {recursive: true});
+  const sha = (buf) => createHash('sha256').update(buf).digest('hex');
+  const layerDesc = new Map();
+  const blob = (bytes) => {
+    const hex = sha(bytes);
+    writeFileSync(path.join(blobs, hex), bytes);
+    return {digest: `sha256:${hex}`, size: bytes.length};
+  };
+  const manifests = [];
+  for (const image of images) {
+    const layers = image.layers.map((file) => {
+      if (!layerDesc.has(file)) {
+        const r = spawnSync('sha256sum', [file], {encoding: 'utf8'});
+        const hex = r.stdout.slice(0, 64);
+        spawnSync('ln', ['-f', file, path.join(blobs, hex)]);
+        layerDesc.set(file, {mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${hex}`, size: statSync(file).size});
+      }
+      return layerDesc.get(file);
+    });
+    const config = blob(Buffer.from(JSON.stringify({architecture: 'amd64', os: 'linux', config: {Cmd: ['/bin/sh']}, rootfs: {type: 'layers', diff_ids: layers.map((l) => l.digest)}})));
+    const manifest = blob(Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: {mediaType: 'application/vnd.oci.image.config.v1+json', ...config}, layers})));
+    manifests.push({mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: {'org.opencontainers.image.ref.name': image.name}});
+  }
+  writeFileSync(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(path.join(dir, 'index.json'), JSON.stringify({schemaVersion: 2, manifests}));
+}
+
+async function bundleRows() {
+  if (!has('docker-registry') || !has('skopeo')) {
+    log('docker-registry or skopeo absent: bundle rows skipped');
+    return;
+  }
+  const dir = path.join(work, 'bundle-rows');
+  mkdirSync(dir, {recursive: true});
+  const t = Date.now();
+  // Ten images on two shared bases (five each), each with a layer of its own.
+  const bases = [makeLayer(dir, 'base-1', BUNDLE_SIZES.base), makeLayer(dir, 'base-2', BUNDLE_SIZES.base)];
+  const images = Array.from({length: 10}, (_, i) => ({name: `bench/app:${i + 1}`, layers: [bases[i % 2], makeLayer(dir, `app-${i + 1}`, BUNDLE_SIZES.app)]}));
+  const layout = path.join(dir, 'layout');
+  writeLayout(layout, images);
+  const bigLayout = path.join(dir, 'big-layout');
+  writeLayout(bigLayout, [{name: 'bench/big:1', layers: [bases[0], makeLayer(dir, 'big', BUNDLE_SIZES.big, 'zeros')]}]);
+  const reg = await startBenchRegistry('source');
+  // ferry push keeps the blobs as they are (skopeo would gzip them for a registry).
+  for (const src of [layout, bigLayout]) {
+    const r = spawnSync(FERRY[0], [FERRY[1], 'push', `oci:${src}`, `docker://${reg.host}`, '--all', '--quiet'], {encoding: 'utf8'});
+    if (r.status !== 0) throw new Error(`ferry push: ${r.stderr}`);
+  }
+  rmSync(layout, {recursive: true, force: true});
+  rmSync(bigLayout, {recursive: true, force: true});
+  const unique = 2 * BUNDLE_SIZES.base + 10 * BUNDLE_SIZES.app;
+  BUNDLE_IMAGES_NOTE = `Air-gap rows: ten images in a loopback docker-registry 2.8, on two shared bases of ${(BUNDLE_SIZES.base / 1e6).toFixed(0)} MB (five images each) with a ${(BUNDLE_SIZES.app / 1e6).toFixed(0)} MB layer of their own (${(unique / 1e6).toFixed(0)} MB of distinct blobs, random, uncompressed), and one image of ${(BUNDLE_SIZES.big / 1e9).toFixed(1)} GB (zeros) for the memory rows, bundled with --max-part-size ${BUNDLE_SIZES.part}; generated in ${((Date.now() - t) / 1000).toFixed(0)} s, never committed.`;
+  log(`bundle rows: images pushed in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+
+  // 1. bundle create of the ten vs skopeo sync of the repository (every tag) to dir: layouts.
+  const refs = images.map((i) => `${reg.host}/${i.name}`);
+  const out = path.join(dir, 'bundle');
+  const fCreate = measure([...FERRY, 'bundle', 'create', ...refs, '-o', out, '--quiet'], {prepare: rm(out)});
+  const syncOut = path.join(dir, 'sync');
+  const sSync = tryMeasure('skopeo sync', ['skopeo', 'sync', '--src', 'docker', '--dest', 'dir', '--src-tls-verify=false', `${reg.host}/bench/app`, syncOut], {prepare: () => (rm(syncOut)(), mkdirSync(syncOut))});
+  const syncBytes = existsSync(syncOut) ? sizeOf(syncOut) : 0;
+  rmSync(syncOut, {recursive: true, force: true});
+  row('bundle create: 10 images, 2 shared bases (vs skopeo sync --dest dir)', 'bundle', unique, fCreate, {peerName: 'skopeo sync', peer: sSync});
+  if (sSync) target('bundle create of 10 images faster than skopeo sync to dir', sSync.seconds / fCreate.seconds > 1, `×${(sSync.seconds / fCreate.seconds).toFixed(2)}; bundle ${(sizeOf(out) / 1e6).toFixed(0)} MB, skopeo's dirs ${(syncBytes / 1e6).toFixed(0)} MB`);
+
+  // 2. docker pull through ferry serve (of that bundle) vs through the registry.
+  const hasDocker = existsSync(DOCKER) && has('dockerd') && process.getuid?.() === 0;
+  if (hasDocker) {
+    const port = await new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.listen(0, '127.0.0.1', () => {
+        const p = srv.address().port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const served = spawn(FERRY[0], [FERRY[1], 'serve', out, '--listen', `127.0.0.1:${port}`], {stdio: 'ignore'});
+    const stopServe = async () => {
+      if (served.exitCode === null && served.signalCode === null) {
+        const done = new Promise((r) => served.once('exit', r));
+        process.kill(served.pid, 'SIGTERM');
+        await done;
+      }
+    };
+    cleanups.push(stopServe);
+    for (let i = 0; i < 200 && !(await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.ok, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+    const d = await startDockerd(['--insecure-registry', reg.host, '--insecure-registry', `127.0.0.1:${port}`]);
+    if (d) {
+      cleanups.push(d.stop);
+      try {
+        const pull = (host) => `${DOCKER} pull -q ${host}/bench/app:1 >/dev/null`;
+        const rmi = (host) => () => spawnSync(DOCKER, ['rmi', '-f', `${host}/bench/app:1`], {env: {...process.env, ...d.env}, stdio: 'ignore'});
+        const viaServe = measure(pull(`127.0.0.1:${port}`), {shell: true, env: d.env, prepare: rmi(`127.0.0.1:${port}`), runs: Math.max(RUNS, 3)});
+        rmi(`127.0.0.1:${port}`)();
+        const viaRegistry = measure(pull(reg.host), {shell: true, env: d.env, prepare: rmi(reg.host), runs: Math.max(RUNS, 3)});
+        row(`docker pull through ferry serve (vs registry 2.8; ${d.driver})`, 'bundle', BUNDLE_SIZES.base + BUNDLE_SIZES.app, viaServe, {peerName: 'docker pull from registry 2.8', peer: viaRegistry});
+        target('docker pull through ferry serve at least as fast as through registry 2.8 (ratio ≥ 1)', viaRegistry.seconds / viaServe.seconds >= 1, `×${(viaRegistry.seconds / viaServe.seconds).toFixed(2)} (serve ${viaServe.seconds.toFixed(2)} s, registry ${viaRegistry.seconds.toFixed(2)} s)`);
+      } finally {
+        await d.stop();
+        cleanups.splice(cleanups.indexOf(d.stop), 1);
+      }
+    }
+    await stopServe();
+    cleanups.splice(cleanups.indexOf(stopServe), 1);
+  } else log('dockerd absent (or not root): docker pull row skipped');
+  rmSync(out, {recursive: true, force: true});
+
+  // 3. Peak RSS creating and applying a large bundle (spanning parts), into a second registry.
+  const bigOut = path.join(dir, 'big-bundle');
+  const cBig = timed([...FERRY, 'bundle', 'create', `${reg.host}/bench/big:1`, '-o', bigOut, '--max-part-size', BUNDLE_SIZES.part, '--quiet']);
+  const bigBytes = sizeOf(bigOut);
+  rows.push({task: 'peak RSS: bundle create (spanning parts)', image: 'bundle', bytes: bigBytes, ferry: cBig});
+  log(`bundle create ${(bigBytes / 1e6).toFixed(0)} MB: ${cBig.seconds.toFixed(2)} s, peak RSS ${cBig.rssMiB.toFixed(0)} MiB`);
+  const site = await startBenchRegistry('site');
+  const aBig = timed([...FERRY, 'bundle', 'apply', bigOut, `docker://${site.host}/site`, '--quiet']);
+  rows.push({task: 'peak RSS: bundle apply to a registry', image: 'bundle', bytes: bigBytes, ferry: aBig});
+  log(`bundle apply ${(bigBytes / 1e6).toFixed(0)} MB: ${aBig.seconds.toFixed(2)} s, peak RSS ${aBig.rssMiB.toFixed(0)} MiB`);
+  const worst = Math.max(cBig.rssMiB, aBig.rssMiB) * 1.048576;
+  target(`peak RSS ≤ 200 MB creating or applying a ${(bigBytes / 1e9).toFixed(1)} GB bundle`, worst <= 200, `create ${(cBig.rssMiB * 1.048576).toFixed(0)} MB, apply ${(aBig.rssMiB * 1.048576).toFixed(0)} MB`);
+  await site.stop();
+  await reg.stop();
+  rmSync(dir, {recursive: true, force: true});
+}
+
 function machine() {
   const cpu = os.cpus()[0]?.model ?? 'unknown';
   const df = spawnSync('df', ['-h', '--output=source,fstype,size,avail', work], {encoding: 'utf8'}).stdout.trim().split('\n').pop();
@@ -187,10 +371,33 @@ function target(name, holds, detail) {
 }
 
 async function main() {
-  log(`scale ${SCALE}, ${RUNS} run(s) each (slow peers ${SLOW_RUNS}), work dir ${work}${ONLY ? `, only the ${ONLY} rows` : ''}`);
+  log(`scale ${SCALE}, ${RUNS} run(s) each (slow peers ${SLOW_RUNS}), rows ${ONLY ?? 'all'}, work dir ${work}`);
+  const images = RUN_CORE ? await coreRows() : ONLY === 'daemon' ? await daemonOnly() : undefined;
+  if (RUN_BUNDLE) await bundleRows();
+  writeDoc(images);
+}
+
+/** `--only daemon`: the daemon rows alone, on the large image, against a private dockerd. */
+async function daemonOnly() {
+  const hasDocker = existsSync(DOCKER) && has('dockerd') && process.getuid?.() === 0;
+  if (!hasDocker) throw new Error('--only daemon needs dockerd and /usr/bin/docker, run as root');
+  const large = writeDockerArchive(path.join(work, 'large.docker.tar'), 'bench/large:1', planImage('large', SIZES.large));
+  const d = await startDockerd();
+  if (!d) throw new Error('dockerd did not start');
+  cleanups.push(d.stop);
+  try {
+    log(`dockerd up (${d.driver})`);
+    daemonRows(d, 'large', large.file, large.bytes, path.join(work, 'out'));
+  } finally {
+    await d.stop();
+    cleanups.pop();
+  }
+  return {large};
+}
+
+async function coreRows() {
   const images = {};
   for (const [kind, bytes] of Object.entries(SIZES)) {
-    if (ONLY === 'daemon' && kind !== 'large') continue;
     const t = Date.now();
     images[kind] = writeDockerArchive(path.join(work, `${kind}.docker.tar`), `bench/${kind}:1`, planImage(kind, bytes));
     log(`generated ${kind}: ${(images[kind].bytes / 1e6).toFixed(0)} MB in ${((Date.now() - t) / 1000).toFixed(1)} s`);
@@ -201,21 +408,6 @@ async function main() {
   if (!hasSkopeo) log('skopeo absent: skopeo columns skipped');
   if (!hasUmoci) log('umoci absent: umoci export skipped');
   if (!hasDocker) log('dockerd absent (or not root): docker columns skipped');
-
-  if (ONLY === 'daemon') {
-    if (!hasDocker) throw new Error('--only daemon needs dockerd and /usr/bin/docker, run as root');
-    const d = await startDockerd();
-    if (!d) throw new Error('dockerd did not start');
-    cleanups.push(d.stop);
-    try {
-      log(`dockerd up (${d.driver})`);
-      daemonRows(d, 'large', images.large.file, images.large.bytes, path.join(work, 'out'));
-    } finally {
-      await d.stop();
-      cleanups.pop();
-    }
-    return writeDoc(images);
-  }
 
   const node = measure([process.execPath, '-e', '0'], {runs: Math.max(RUNS, 5)});
   const startup = measure([...FERRY, '--help'], {runs: Math.max(RUNS, 5)});
@@ -312,9 +504,11 @@ async function main() {
             row(`squash vs docker export | docker import (${d.driver})`, kind, bytes, fSq, {peerName: 'docker export|import', peer: dSq});
             target(`${kind}: squash no slower than docker export | import`, fSq.seconds <= dSq.seconds, `ferry ${fSq.seconds.toFixed(1)} s vs docker ${dSq.seconds.toFixed(1)} s`);
           }
-          // The daemon rows start from an image the daemon does not hold.
-          spawnSync(DOCKER, ['rmi', '-f', `bench/${kind}:1`], {env: {...process.env, ...d.env}, stdio: 'ignore'});
-          daemonRows(d, kind, src, bytes, out);
+          if (RUN_DAEMON) {
+            // The daemon rows start from an image the daemon does not hold.
+            spawnSync(DOCKER, ['rmi', '-f', `bench/${kind}:1`], {env: {...process.env, ...d.env}, stdio: 'ignore'});
+            daemonRows(d, kind, src, bytes, out);
+          }
         } finally {
           await d.stop();
           cleanups.pop();
@@ -348,10 +542,9 @@ async function main() {
     }
   }
   target('peak RSS under 200 MB for every command (large and huge images)', worst.rssMiB * 1.048576 < 200, `worst ${(worst.rssMiB * 1.048576).toFixed(0)} MB (${worst.what})`);
-  writeDoc(images);
+  return images;
 }
 
-/** The results table and targets, as docs/benchmarks.md (or BENCH_OUT) shows them. */
 function writeDoc(images) {
   const fmt = (r) => (r ? `${r.seconds.toFixed(2)} s` : '—');
   const cell = (text) => String(text).replace(/\|/g, '\\|'); // a | inside a cell would end it
@@ -369,14 +562,19 @@ function writeDoc(images) {
     machine(),
     `- load average (1 min) at the start and the end of the run: ${LOAD_AT_START} and ${os.loadavg()[0].toFixed(2)} (other work on the same cores slows every figure alike; \`node -e 0\` in the first row shows how much)`,
     '',
-    `Images (generated by scripts/bench-images.js in a temp dir, never committed): ${[
-      images.medium && `medium ${(images.medium.bytes / 1e6).toFixed(0)} MB / 8 layers (many small text files, big random files, overwrites and deletions)`,
-      images.large && `large ${(images.large.bytes / 1e6).toFixed(0)} MB / 5 layers (4 of random data, 1 highly compressible)`,
-      images.huge && `huge ${(images.huge.bytes / 1e9).toFixed(1)} GB / 1 layer of zeros (sparse on disk), for the memory check`,
-    ]
-      .filter(Boolean)
-      .join('; ')}. All are legacy docker-archives with uncompressed layers, as \`docker save\` 20.10 writes them.`,
-    '',
+    ...(images
+      ? [
+          `Images (generated by scripts/bench-images.js in a temp dir, never committed): ${[
+            images.medium && `medium ${(images.medium.bytes / 1e6).toFixed(0)} MB / 8 layers (many small text files, big random files, overwrites and deletions)`,
+            images.large && `large ${(images.large.bytes / 1e6).toFixed(0)} MB / 5 layers (4 of random data, 1 highly compressible)`,
+            images.huge && `huge ${(images.huge.bytes / 1e9).toFixed(1)} GB / 1 layer of zeros (sparse on disk), for the memory check`,
+          ]
+            .filter(Boolean)
+            .join('; ')}. All are legacy docker-archives with uncompressed layers, as \`docker save\` 20.10 writes them.`,
+          '',
+        ]
+      : []),
+    ...(BUNDLE_IMAGES_NOTE ? [BUNDLE_IMAGES_NOTE, ''] : []),
     '## Results',
     '',
     '"speed-up" is the other tool\'s time divided by ferry\'s (above 1: ferry is faster); "of floor" is ferry\'s speed as a fraction of the floor\'s (cp or sha256sum of the same bytes).',

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PEERS=(skopeo umoci oci-image-tool podman buildah docker.io containerd busybox-static jq zstd xz-utils bzip2 uidmap time python3 tar chromium docker-registry apache2-utils openssl)
+PEERS=(skopeo umoci oci-image-tool podman buildah docker.io containerd busybox-static jq zstd xz-utils bzip2 uidmap time python3 tar chromium docker-registry apache2-utils openssl curl)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=()

@@ -21,7 +21,7 @@ describe('npm run bench (smoke scale)', () => {
     expect(r.stderr).toContain('bench: wrote');
     expect(r.status).toBe(0);
     const doc = readFileSync(out, 'utf8');
-    for (const task of ['floor: cp', 'docker-archive → oci (keep)', 'docker-archive → oci-archive (gzip)', 'export (flatten)', 'squash (all layers)', 'inspect', 'verify', 'peak RSS: convert gzip']) {
+    for (const task of ['floor: cp', 'docker-archive → oci (keep)', 'docker-archive → oci-archive (gzip)', 'export (flatten)', 'squash (all layers)', 'inspect', 'verify', 'peak RSS: convert gzip', 'bundle create: 10 images, 2 shared bases (vs skopeo sync --dest dir)', 'peak RSS: bundle apply to a registry']) {
       expect(doc).toContain(`| ${task} |`);
     }
     expect(doc).toMatch(/\| peak RSS under 200 MB for every command .* \| (yes|\*\*no\*\*) \|/);

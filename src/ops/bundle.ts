@@ -298,6 +298,27 @@ async function prepareDirectory(dir: string, force: boolean, state: CreateState 
   for (const name of ours) await rm(path.join(dir, name), {force: true});
 }
 
+/** A temp name of ours in a bundle directory (a part being written, bundle.json, SHA256SUMS, the state file), with the writer's pid. */
+const OUR_TEMP = /^(?:\.part-\d{4}\.tar|bundle\.json|SHA256SUMS|\.ferry-bundle-state\.json)\.ferry-(\d+)(?:-[0-9a-f]+)?\.(?:tmp|tmpdir|work|old)$/;
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** What a killed run left half-written (its temp files: a SIGKILL removes none); a live writer's are left alone. */
+async function removeStaleTemps(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const m = OUR_TEMP.exec(name);
+    if (!m || Number(m[1]) === process.pid || isRunning(Number(m[1]))) continue;
+    await rm(path.join(dir, name), {recursive: true, force: true});
+  }
+}
+
 /**
  * `ferry bundle create INPUT... -o DIR`: every input pinned to its digest, planned into parts, each
  * part written as a docker-archive (atomically, deterministic bytes), then bundle.json and
@@ -350,6 +371,7 @@ export async function createBundle(inputs: readonly string[], dir: string, optio
     let state = await readState(dir);
     if (state && state.plan !== planKey) state = undefined;
     await prepareDirectory(dir, options.force === true, state);
+    await removeStaleTemps(dir);
     const done: CreateState['done'] = state?.done ?? {};
     const resumed: string[] = [];
     const writtenParts: BundlePart[] = [];
@@ -641,15 +663,15 @@ export async function applyBundle(dir: string, target: string, options: BundleAp
     const prefix = target.slice('docker://'.length).replace(/\/+$/, '');
     const [registry] = prefix.split('/');
     // A differential bundle: every blob it left out must be in the target repository (or mountable into it).
-    const lacking: string[] = [];
+    const lacking = new Map<string, string[]>();
     for (const image of complete) {
       const wanted = needsOmitted(image);
       if (wanted.length === 0 || !image.name) continue;
       const ref = parseRegistryRef(`docker://${pushTarget(image.name, target)}`);
       const missing = await ensureBlobsPresent(registry!, ref.repository, wanted.map((d) => ({digest: d, from: manifest.omitted[d] ?? []})), settings.registry);
-      lacking.push(...missing.map((d) => `${d} (for ${image.name})`));
+      for (const d of missing) lacking.set(d, [...(lacking.get(d) ?? []), image.name]);
     }
-    if (lacking.length > 0) throw new FerryError('MISSING_BLOB', `${target} lacks ${lacking.length} blob(s) this differential bundle left out: ${lacking.slice(0, 5).join(', ')}${lacking.length > 5 ? ', …' : ''}`);
+    if (lacking.size > 0) throw lackingError(target, lacking);
     const pushed = await pushImages([source], target, {all: true, keepGoing: options.keepGoing ?? false, ...(omitted.size > 0 ? {omitBlobs: omitted} : {}), note, ...(options.progress ? {progress: options.progress} : {}), settings});
     // The registry's copy, checked: each reference serves the digest the bundle holds.
     for (const item of pushed.refs) {
@@ -660,8 +682,9 @@ export async function applyBundle(dir: string, target: string, options: BundleAp
     }
     items.push(...pushed.refs);
   } else if (kind === 'docker-daemon') {
-    const lacking = complete.flatMap((image) => needsOmitted(image).map((d) => `${d} (for ${image.name ?? image.ref})`));
-    if (lacking.length > 0) throw new FerryError('MISSING_BLOB', `${target}: a daemon loads whole images, and this differential bundle left out ${lacking.length} blob(s): ${lacking.slice(0, 5).join(', ')}${lacking.length > 5 ? ', …' : ''}; apply it to a registry, or make a full bundle`);
+    const lacking = new Map<string, string[]>();
+    for (const image of complete) for (const d of needsOmitted(image)) lacking.set(d, [...(lacking.get(d) ?? []), image.name ?? image.ref]);
+    if (lacking.size > 0) throw new FerryError('MISSING_BLOB', `${target}: a daemon loads whole images, and this differential bundle left out ${describeLacking(lacking)}; apply it to a registry, or make a full bundle`);
     const loaded = await loadImages(source, {note, ...(options.progress ? {progress: options.progress} : {}), settings});
     items.push(...complete.map((image) => ({ref: image.name ?? image.ref, digest: image.digest})));
     for (const name of loaded.loaded ?? []) note(`Loaded image: ${name}`);
@@ -678,6 +701,16 @@ export async function applyBundle(dir: string, target: string, options: BundleAp
   return {target, refs: items};
 }
 
+/** `N blob(s): DIGEST (for IMAGE, IMAGE), …`: each blob once, with the images that need it. */
+function describeLacking(lacking: ReadonlyMap<string, readonly string[]>): string {
+  const listed = [...lacking].map(([d, images]) => `${d} (for ${images.join(', ')})`);
+  return `${lacking.size} blob(s): ${listed.slice(0, 5).join(', ')}${listed.length > 5 ? ', …' : ''}`;
+}
+
+function lackingError(target: string, lacking: ReadonlyMap<string, readonly string[]>): FerryError {
+  return new FerryError('MISSING_BLOB', `${target} lacks ${describeLacking(lacking).replace(/^(\d+ blob\(s\)):/, '$1 this differential bundle left out:')}`);
+}
+
 /** Adds the bundle's images to an OCI layout: what it holds stays (and provides what a differential bundle left out). */
 async function applyToLayout(source: string, target: string, manifest: BundleManifest, omitted: ReadonlySet<string>, options: BundleApplyOptions, settings: Settings, note: (m: string) => void): Promise<void> {
   const layoutDir = target.slice('oci:'.length);
@@ -688,16 +721,56 @@ async function applyToLayout(source: string, target: string, manifest: BundleMan
     if (omitted.size > 0) {
       const have = new Map<string, Layer>();
       for (const image of existing ? existing.entries.flatMap((e) => imagesOf(e.root)) : []) for (const layer of image.layers) if (layer.absent === undefined) have.set(layer.descriptor.digest, layer);
-      const lacking = [...omitted].filter((d) => !have.has(d) && manifest.images.some((m) => m.blobs.includes(d as Digest)));
-      if (lacking.length > 0) throw new FerryError('MISSING_BLOB', `${target} lacks ${lacking.length} blob(s) this differential bundle left out: ${lacking.slice(0, 5).join(', ')}${lacking.length > 5 ? ', …' : ''}`);
+      const lacking = new Map<string, string[]>();
+      for (const d of omitted) if (!have.has(d)) for (const m of manifest.images) if (m.blobs.includes(d as Digest)) lacking.set(d, [...(lacking.get(d) ?? []), m.name ?? m.ref]);
+      if (lacking.size > 0) throw lackingError(target, lacking);
       entries = replaceLayers(entries, new Map(), have).entries;
     }
     const kept = existing ? existing.entries.filter((e) => !entries.some((b) => b.descriptor?.digest === e.descriptor?.digest && b.names.join() === e.names.join())) : [];
     if (kept.length > 0) note(`${target}: keeps its ${kept.length} image(s) and adds the bundle's`);
+    const indexFile = path.join(layoutDir, 'index.json');
+    const before = existing ? await readFile(indexFile).catch((e: unknown) => {
+      throw ioError(e, indexFile);
+    }) : undefined;
     await writeArchive(target, [...kept, ...entries], {force: true, keepDigests: true, keepBlobs: true, note, ...(options.progress ? {progress: options.progress} : {}), settings});
+    if (before) await keepIndexNames(indexFile, before, entries);
   } finally {
     await bundleArchive.close();
     await existing?.close();
   }
 }
 
+
+const CONTAINERD_NAME = 'io.containerd.image.name';
+const REF_NAME = 'org.opencontainers.image.ref.name';
+
+/**
+ * index.json after a bundle was added to a layout: the layout's own descriptors as they were (their
+ * names as written: `skopeo oci:DIR:REF` and umoci match ref.name verbatim, so `keep` must not become
+ * `docker.io/library/keep:latest`), less those whose name a bundle image takes over, then the
+ * descriptors written for the bundle's images.
+ */
+async function keepIndexNames(indexFile: string, before: Buffer, added: readonly ArchiveEntry[]): Promise<void> {
+  const manifestsOf = (bytes: Buffer, label: string): {parsed: Record<string, unknown>; manifests: Array<Record<string, unknown>>} => {
+    const parsed = parseJson(bytes, label);
+    if (!isRecord(parsed) || !Array.isArray(parsed.manifests)) throw new FerryError('BAD_JSON', `${label}: manifests is not a list`);
+    return {parsed, manifests: parsed.manifests.filter(isRecord)};
+  };
+  const annotation = (d: Record<string, unknown>, key: string): string | undefined => (isRecord(d.annotations) && typeof d.annotations[key] === 'string' ? d.annotations[key] : undefined);
+  const old = manifestsOf(before, `${indexFile} (before)`);
+  const written = manifestsOf(await readFile(indexFile).catch((e: unknown) => {
+    throw ioError(e, indexFile);
+  }), indexFile);
+  const names = new Set(added.flatMap((e) => e.names));
+  const unnamed = new Set(added.filter((e) => e.names.length === 0).map((e) => e.descriptor?.digest));
+  const isAdded = (d: Record<string, unknown>): boolean => {
+    const name = annotation(d, CONTAINERD_NAME);
+    return name !== undefined ? names.has(name) && added.some((e) => e.names.includes(name) && e.descriptor?.digest === d.digest) : unnamed.has(d.digest as Digest) && annotation(d, REF_NAME) === undefined;
+  };
+  const takenOver = (d: Record<string, unknown>): boolean => {
+    const own = [annotation(d, CONTAINERD_NAME), annotation(d, REF_NAME)].filter((n): n is string => n !== undefined);
+    return own.length > 0 ? own.some((n) => names.has(n)) : unnamed.has(d.digest as Digest);
+  };
+  const manifests = [...old.manifests.filter((d) => !takenOver(d)), ...written.manifests.filter(isAdded)];
+  await writeSmallFile(indexFile, Buffer.from(JSON.stringify({...written.parsed, manifests})));
+}

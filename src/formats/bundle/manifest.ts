@@ -39,7 +39,7 @@ export interface BundlePart {
   sha256: string;
   /** Names (or digests) of the images this part completes. */
   images: string[];
-  /** Blobs it stores (sorted). */
+  /** Layer blobs it stores (sorted); the manifests and configs of the images it completes are stored too. */
   blobs: Digest[];
 }
 

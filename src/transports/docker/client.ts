@@ -1,3 +1,4 @@
+import {createHash} from 'node:crypto';
 import {readdirSync, readFileSync} from 'node:fs';
 import http, {type IncomingHttpHeaders, type IncomingMessage} from 'node:http';
 import https from 'node:https';
@@ -122,6 +123,25 @@ function tlsFor(host: string, options: RegistryOptions): {ca: string[]; cert?: B
   return {ca, ...(cert && key ? {cert, key} : {})};
 }
 
+const SECURE_CONTEXTS = new Map<string, tls.SecureContext>();
+
+/**
+ * One TLS context per set of certificates, for the whole process. Without it every connection parsed
+ * the ~300 certificates of the system store again (about 70 ms of CPU each), and every image opened
+ * from a registry paid that at least once (its client's first connection, the TLS probe on loopback).
+ */
+function secureContextFor(ca: readonly string[], cert: Buffer | undefined, key: Buffer | undefined): tls.SecureContext {
+  const hash = createHash('sha256');
+  for (const part of [...ca, cert ?? '', key ?? '']) hash.update(part).update('\0');
+  const id = hash.digest('hex');
+  let context = SECURE_CONTEXTS.get(id);
+  if (!context) {
+    context = tls.createSecureContext({ca: [...ca], ...(cert && key ? {cert, key} : {})});
+    SECURE_CONTEXTS.set(id, context);
+  }
+  return context;
+}
+
 /** Errors of a TLS handshake with a server that speaks plain HTTP. */
 function isPlainHttpAnswer(error: unknown): boolean {
   const message = String((error as Error)?.message ?? '');
@@ -152,7 +172,7 @@ export class RegistryClient {
     const {ca, cert, key} = tlsFor(this.host, options);
     this.#agents = {
       http: new http.Agent({keepAlive: true, maxSockets: 16}),
-      https: new https.Agent({keepAlive: true, maxSockets: 16, ca, ...(cert && key ? {cert, key} : {}), rejectUnauthorized: options.tlsVerify !== false}),
+      https: new https.Agent({keepAlive: true, maxSockets: 16, secureContext: secureContextFor(ca, cert, key), rejectUnauthorized: options.tlsVerify !== false}),
     };
   }
 

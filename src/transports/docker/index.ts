@@ -16,7 +16,9 @@ export const docker: Transport = {
   parse(rest, text) {
     if (!rest.startsWith('//')) throw new UsageError(`"${text}": a registry reference is written docker://[HOST/]REPO[:TAG|@DIGEST]`);
     const ref = parseRegistryRef(`docker:${rest}`);
-    return {transport: 'docker', path: formatRegistryRef(ref), text};
+    // A pinned `name:tag@digest` keeps its tag: the image is read by the digest and named by the tag.
+    const path = ref.tag !== undefined && ref.digest !== undefined ? `${ref.registry}/${ref.repository}:${ref.tag}@${ref.digest}` : formatRegistryRef(ref);
+    return {transport: 'docker', path, text};
   },
   remote: {
     async read(ref, options) {
