@@ -89,6 +89,14 @@ function failureNote(ref: string, error: string): string {
   return error.startsWith(`${bare}:`) || error.startsWith(`${canonical}:`) ? error : `${ref}: ${error}`;
 }
 
+/** A run that stopped: the report still says what was done, and the reference in flight carries the error. */
+async function reportFailure(file: string | undefined, items: TransferItem[], error: unknown): Promise<void> {
+  if (file === undefined) return;
+  const current = items.at(-1);
+  if (current && current.digest === undefined && current.error === undefined) current.error = describeError(error);
+  await writeReport(file, items).catch(() => {});
+}
+
 function failure(items: readonly TransferItem[]): FerryError | undefined {
   const failed = items.filter((i) => i.error !== undefined);
   if (failed.length === 0) return undefined;
@@ -148,11 +156,7 @@ export async function pullImages(refs: readonly string[], destination: string, o
     // With keepGoing the failures are in refs (and the report): the rest was written.
     return {...summary, refs: items};
   } catch (e) {
-    if (options.report !== undefined) {
-      const current = items.at(-1);
-      if (current && current.digest === undefined && current.error === undefined) current.error = describeError(e);
-      await writeReport(options.report, items).catch(() => {});
-    }
+    await reportFailure(options.report, items, e);
     throw e;
   } finally {
     for (const archive of archives) await archive.close();
@@ -258,11 +262,7 @@ export async function pushImages(sources: readonly string[], target: string, opt
     await writeReport(options.report, items);
     return {refs: items, rewritten, transfer};
   } catch (e) {
-    if (options.report !== undefined) {
-      const current = items.at(-1);
-      if (current && current.digest === undefined && current.error === undefined) current.error = describeError(e);
-      await writeReport(options.report, items).catch(() => {});
-    }
+    await reportFailure(options.report, items, e);
     throw e;
   } finally {
     for (const archive of archives) await archive.close();

@@ -1,9 +1,9 @@
 import os from 'node:os';
 import type {Layer} from '../../model/image.js';
 import {xattrsOf} from '../../tar/pax.js';
-import {cleanPath, walkTar, type TarEntry} from '../../tar/walk.js';
+import {cleanPath, type TarEntry} from '../../tar/walk.js';
 import {applyEntry} from '../overlay/apply.js';
-import {openLayerTar} from '../overlay/layer-tar.js';
+import {readHeaders, type HeaderEntry} from '../overlay/merge.js';
 import {MergedTree, type ContentSource, type Inode, type TreeNode} from '../overlay/tree.js';
 import {whiteoutKind} from '../overlay/whiteout.js';
 
@@ -76,7 +76,6 @@ export interface TrackedImage {
   warnings: string[];
 }
 
-type HeaderEntry = Omit<TarEntry, 'headerBytes'>;
 
 interface EntryContext {
   layer: number;
@@ -187,24 +186,6 @@ function entryContext(layer: number, entry: HeaderEntry): EntryContext {
   if (wh.kind === 'whiteout') return {layer, entry, cause: 'removed', target: dir === '' ? wh.target : `${dir}/${wh.target}`};
   if (wh.kind === 'opaque') return {layer, entry, cause: 'opaque', target: dir};
   return {layer, entry, cause: 'overwritten', target: name};
-}
-
-async function readHeaders(layer: Layer): Promise<{entries: HeaderEntry[]; tarBytes: number}> {
-  const tar = await openLayerTar(layer);
-  try {
-    const entries: HeaderEntry[] = [];
-    const walk = walkTar(tar.reader);
-    for (;;) {
-      const next = await walk.next();
-      if (next.done) break;
-      // Header bytes of a streamed layer are views into large chunks: never keep them.
-      const {headerBytes: _drop, ...rest} = next.value;
-      entries.push(rest);
-    }
-    return {entries, tarBytes: await tar.finish()};
-  } finally {
-    await tar.close();
-  }
 }
 
 /**

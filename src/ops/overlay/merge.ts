@@ -36,7 +36,8 @@ export interface MergeOptions {
   concurrency?: number;
 }
 
-type HeaderEntry = Omit<TarEntry, 'headerBytes'>;
+/** A tar entry without its raw header bytes (kept entries must not pin the chunks they came in). */
+export type HeaderEntry = Omit<TarEntry, 'headerBytes'>;
 
 /**
  * The merged view of an image's layers, built from tar headers alone: no file content is read.
@@ -67,7 +68,8 @@ export async function mergeLayers(layers: readonly Layer[], options: MergeOption
   return lower ? {tree, layers: stats, warnings, lower} : {tree, layers: stats, warnings};
 }
 
-async function readHeaders(layer: Layer): Promise<{entries: HeaderEntry[]; tarBytes: number}> {
+/** A layer's entries (headers only, no bodies kept) and its tar's size: one sequential pass. */
+export async function readHeaders(layer: Layer): Promise<{entries: HeaderEntry[]; tarBytes: number}> {
   const tar = await openLayerTar(layer);
   try {
     const entries: HeaderEntry[] = [];

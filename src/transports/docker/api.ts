@@ -20,43 +20,53 @@ export function parseRepository(text: string): RegistryRef {
 }
 
 /**
+ * A list the registry hands out in pages (`tags`, `repositories`), following `Link: <…>; rel="next"`
+ * on the same host; each page capped, a loop refused.
+ */
+async function pagedList(client: RegistryClient, first: string, key: 'tags' | 'repositories', scopes: string[], what: string): Promise<string[]> {
+  const items: string[] = [];
+  const visited = new Set<string>();
+  let target: string | URL = first;
+  for (let page = 0; page < MAX_TAGS_PAGES; page++) {
+    const res = await client.request({method: 'GET', target, scopes, ok: [200], what, followRedirects: true});
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_TAGS_PAGE_BYTES) {
+        res.body.destroy();
+        throw new FerryError('LIMIT_EXCEEDED', `${what}: a page of the list is over ${MAX_TAGS_PAGE_BYTES} bytes`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    const parsed = parseJson(Buffer.concat(chunks), what);
+    const list = isRecord(parsed) ? parsed[key] : undefined;
+    // A repository without tags answers `"tags": null`.
+    if (!isRecord(parsed) || !(list === null || list === undefined || (Array.isArray(list) && list.every((t) => typeof t === 'string')))) {
+      throw new FerryError('REGISTRY', `${what}: the registry's answer has no list of ${key}`);
+    }
+    items.push(...((list as string[] | null | undefined) ?? []));
+    const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''))?.[1];
+    if (!next) return [...new Set(items)];
+    const url = new URL(next, res.url);
+    if (url.host !== res.url.host) throw new FerryError('REGISTRY', `${what}: the next page is on another host (${url.host}); refused`);
+    if (visited.has(url.toString())) throw new FerryError('REGISTRY', `${what}: the registry's pages loop`);
+    visited.add(url.toString());
+    target = url;
+  }
+  throw new FerryError('REGISTRY', `${what}: more than ${MAX_TAGS_PAGES} pages`);
+}
+
+/**
  * Every tag of a repository (GET /v2/NAME/tags/list), following the `Link: <…>; rel="next"` pages
  * registries hand out (distribution 2.8 ignores `n`/`last` and answers in one page).
  */
 export async function listTags(repository: string, options: RegistryOptions): Promise<{repository: string; tags: string[]}> {
   const ref = parseRepository(repository);
   const client = new RegistryClient(ref.registry, options);
-  const what = `${ref.registry}/${ref.repository}: tags`;
   try {
-    const tags: string[] = [];
-    const visited = new Set<string>();
-    let target: string | URL = `/v2/${ref.repository}/tags/list?n=1000`;
-    for (let page = 0; page < MAX_TAGS_PAGES; page++) {
-      const res = await client.request({method: 'GET', target, scopes: [pullScope(ref.repository)], ok: [200], what, followRedirects: true});
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).length;
-        if (size > MAX_TAGS_PAGE_BYTES) {
-          res.body.destroy();
-          throw new FerryError('LIMIT_EXCEEDED', `${what}: a page of the tag list is over ${MAX_TAGS_PAGE_BYTES} bytes`);
-        }
-        chunks.push(chunk as Buffer);
-      }
-      const parsed = parseJson(Buffer.concat(chunks), what);
-      if (!isRecord(parsed) || !(parsed.tags === null || parsed.tags === undefined || (Array.isArray(parsed.tags) && parsed.tags.every((t) => typeof t === 'string')))) {
-        throw new FerryError('REGISTRY', `${what}: the registry's answer has no list of tags`);
-      }
-      tags.push(...((parsed.tags as string[] | null | undefined) ?? []));
-      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''))?.[1];
-      if (!next) return {repository: `${ref.registry}/${ref.repository}`, tags: [...new Set(tags)]};
-      const url = new URL(next, res.url);
-      if (url.host !== res.url.host) throw new FerryError('REGISTRY', `${what}: the next page is on another host (${url.host}); refused`);
-      if (visited.has(url.toString())) throw new FerryError('REGISTRY', `${what}: the registry's pages loop`);
-      visited.add(url.toString());
-      target = url;
-    }
-    throw new FerryError('REGISTRY', `${what}: more than ${MAX_TAGS_PAGES} pages`);
+    const tags = await pagedList(client, `/v2/${ref.repository}/tags/list?n=1000`, 'tags', [pullScope(ref.repository)], `${ref.registry}/${ref.repository}: tags`);
+    return {repository: `${ref.registry}/${ref.repository}`, tags};
   } finally {
     client.close();
   }
@@ -99,35 +109,9 @@ export function registryHost(text: string): string {
  */
 export async function listRepositories(registry: string, prefix: string, options: RegistryOptions): Promise<string[]> {
   const client = new RegistryClient(registry, options);
-  const what = `${registry}: catalog`;
   try {
-    const repositories: string[] = [];
-    const visited = new Set<string>();
-    let target: string | URL = '/v2/_catalog?n=1000';
-    for (let page = 0; page < MAX_TAGS_PAGES; page++) {
-      const res = await client.request({method: 'GET', target, scopes: ['registry:catalog:*'], ok: [200], what, followRedirects: true});
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).length;
-        if (size > MAX_TAGS_PAGE_BYTES) {
-          res.body.destroy();
-          throw new FerryError('LIMIT_EXCEEDED', `${what}: a page of the catalog is over ${MAX_TAGS_PAGE_BYTES} bytes`);
-        }
-        chunks.push(chunk as Buffer);
-      }
-      const parsed = parseJson(Buffer.concat(chunks), what);
-      if (!isRecord(parsed) || !Array.isArray(parsed.repositories) || !parsed.repositories.every((r) => typeof r === 'string')) throw new FerryError('REGISTRY', `${what}: the registry's answer has no list of repositories`);
-      repositories.push(...(parsed.repositories as string[]));
-      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''))?.[1];
-      if (!next) break;
-      const url = new URL(next, res.url);
-      if (url.host !== res.url.host || visited.has(url.toString())) throw new FerryError('REGISTRY', `${what}: the next page is on another host or loops`);
-      visited.add(url.toString());
-      target = url;
-    }
-    const below = prefix === '' ? repositories : repositories.filter((r) => r === prefix || r.startsWith(`${prefix}/`));
-    return [...new Set(below)].sort();
+    const repositories = await pagedList(client, '/v2/_catalog?n=1000', 'repositories', ['registry:catalog:*'], `${registry}: catalog`);
+    return repositories.filter((r) => prefix === '' || r === prefix || r.startsWith(`${prefix}/`)).sort();
   } finally {
     client.close();
   }
