@@ -1,0 +1,210 @@
+/**
+ * Registry faults, against the in-process fake (test/helpers/fake-registry.ts): rate limits with
+ * Retry-After, 503 bursts, connections cut mid-body in both directions, a body cap below the layer
+ * size (a 100 MB-capped proxy must not stop a 300 MB layer: here 1 MiB and 5 MiB), OCI-Chunk-Min-Length,
+ * tokens that expire mid-transfer, and the digest the registry computes at the end. Every pull is
+ * judged by hashing what the archive holds; every push by the bytes the fake stored. Digests come
+ * from the image built here, never from ferry. Needs `npm run build`.
+ */
+import {createHash} from 'node:crypto';
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs';
+import path from 'node:path';
+import {afterAll, beforeAll, beforeEach, describe, expect, it} from 'vitest';
+import {startFakeRegistry, type FakeRegistry, type RequestRecord} from '../helpers/fake-registry.js';
+import {buildImage, listFiles, makeSandbox, MiB, oneErrorLine, readPulled, runFerry, seedFake, sha256, stampLog, startFront, TMP_PARENT, type BuiltImage, type FerryRun, type Sandbox} from './fault-kit.js';
+
+const REPO = 'faults/app';
+
+let work: string;
+let fake: FakeRegistry;
+let img: BuiltImage;
+let times: Map<RequestRecord, number>;
+let pushes = 0;
+
+beforeAll(async () => {
+  work = mkdtempSync(path.join(TMP_PARENT, 'ferry-reg-faults-'));
+  img = buildImage(path.join(work, 'image'), [1 * MiB, 5 * MiB]);
+  fake = await startFakeRegistry();
+  times = stampLog(fake);
+  await seedFake(fake, REPO, img);
+});
+
+afterAll(async () => {
+  await fake?.stop();
+  rmSync(work, {recursive: true, force: true});
+});
+
+beforeEach(() => {
+  fake.reset();
+  fake.setAuth(undefined);
+  fake.clearLog();
+});
+
+const big = (): BuiltImage['layers'][number] => img.layers[1]!;
+const blobRequests = (digest: string, method = 'GET'): RequestRecord[] => fake.requests({method, path: new RegExp(`/blobs/${digest}$`)});
+
+async function pull(name: string, extra: string[] = []): Promise<{run: FerryRun; dest: string; box: Sandbox}> {
+  const box = makeSandbox(work, name);
+  const dest = path.join(box.out, 'app.tar');
+  const run = await runFerry(['pull', `${fake.host}/${REPO}:${img.tag}`, dest, '--json', ...extra], {env: box.env});
+  return {run, dest, box};
+}
+
+/** The archive holds the image byte for byte (hashed here) and ferry verify agrees; nothing is left beside it or outside it. */
+async function expectPulled(r: {run: FerryRun; dest: string; box: Sandbox}): Promise<void> {
+  expect(r.run.status, r.run.stderr).toBe(0);
+  const held = readPulled(r.dest, [img.configDigest, ...img.layers.map((l) => l.digest)]);
+  expect(held.manifestDigest).toBe(img.manifestDigest);
+  expect(held.manifestBytesDigest).toBe(img.manifestDigest);
+  expect(held.blobDigests).toEqual([img.configDigest, ...img.layers.map((l) => l.digest)]);
+  expect(r.box.outputs()).toEqual(['app.tar']);
+  expect(r.box.strays()).toEqual([]);
+  const verified = await runFerry(['verify', r.dest], {env: r.box.env});
+  expect(verified.status, verified.stdout + verified.stderr).toBe(0);
+}
+
+async function push(name: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{run: FerryRun; repo: string; box: Sandbox}> {
+  const box = makeSandbox(work, name);
+  const repo = `faults/push-${++pushes}`;
+  const run = await runFerry(['push', `oci:${img.layout}`, `${fake.host}/${repo}:${img.tag}`, '--json', ...extra], {env: {...box.env, ...env}});
+  return {run, repo, box};
+}
+
+/** The fake holds the manifest byte for byte under the tag and every blob, each hashing to its digest. */
+function expectPushed(r: {run: FerryRun; repo: string; box: Sandbox}): void {
+  expect(r.run.status, r.run.stderr).toBe(0);
+  const stored = fake.getManifest(r.repo, img.tag);
+  expect(stored?.digest).toBe(img.manifestDigest);
+  expect(stored?.body.equals(img.manifest)).toBe(true);
+  for (const digest of [img.configDigest, ...img.layers.map((l) => l.digest)]) {
+    expect(fake.hasBlob(r.repo, digest)).toBe(true);
+    expect(sha256(readFileSync(fake.blobPath(digest)))).toBe(digest);
+  }
+  // The journal is gone once the push is done, and nothing was written anywhere else.
+  expect(r.box.strays()).toEqual([]);
+  expect(listJournal(r.box)).toEqual([]);
+}
+
+/** Files in the push journal (FERRY_STATE_DIR/push). */
+function listJournal(box: Sandbox): string[] {
+  return listFiles(path.join(box.state, 'push'));
+}
+
+/** The upload requests (PATCH and PUT with a body) of one blob's sessions, in order. */
+function uploadsOf(records: RequestRecord[], sessions: Set<string>): RequestRecord[] {
+  return records.filter((r) => (r.method === 'PATCH' || r.method === 'PUT') && sessions.has(sessionOf(r.path)));
+}
+const sessionOf = (p: string): string => p.split('?')[0]!.split('/').pop()!;
+
+/** Sessions (upload UUIDs) whose final PUT named `digest`, plus the ones that never finished (cut, refused). */
+function sessionsFor(digest: string): Set<string> {
+  const done = fake.requests({method: 'PUT', path: new RegExp(`digest=${encodeURIComponent(digest)}`)}).map((r) => sessionOf(r.path));
+  return new Set(done);
+}
+
+const contentStart = (r: RequestRecord): number => Number(/^(?:bytes )?(\d+)-/.exec(r.contentRange ?? '')?.[1] ?? NaN);
+
+describe('rate limits and outages', () => {
+  it('429 with Retry-After: ferry waits at least that long before asking again, then pulls the image', async () => {
+    fake.set({tooManyRequests: {count: 2, retryAfter: 2, path: /\/manifests\//}});
+    const r = await pull('429', ['--retry', '3']);
+    await expectPulled(r);
+    const manifestGets = fake.requests({method: 'GET', path: /\/manifests\//});
+    expect(manifestGets.map((m) => m.status)).toEqual([429, 429, 200]);
+    // Retry-After: 2 means two seconds between each 429 and the next try (backoff alone waits ~0.25 s).
+    for (let i = 1; i < manifestGets.length; i++) expect(times.get(manifestGets[i]!)! - times.get(manifestGets[i - 1]!)!).toBeGreaterThanOrEqual(1950);
+    expect((JSON.parse(r.run.stdout) as {transfer: {retries: number}}).transfer.retries).toBeGreaterThanOrEqual(2);
+  });
+
+  it('429 with an HTTP-date Retry-After on a blob upload: the push asks again only once that date has come', async () => {
+    const date = new Date(Date.now() + 3000).toUTCString();
+    fake.set({tooManyRequests: {count: 1, retryAfter: date, method: 'PUT', path: /\/blobs\/uploads\//}});
+    const r = await push('429-date', ['--retry', '2']);
+    expectPushed(r);
+    const puts = fake.requests({method: 'PUT', path: /\/blobs\/uploads\//});
+    const refused = puts.find((p) => p.status === 429)!;
+    const again = puts.find((p) => p.seq > refused.seq && sessionOf(p.path) === sessionOf(refused.path))!;
+    expect(again.status).toBe(201);
+    expect(times.get(again)!).toBeGreaterThanOrEqual(Date.parse(date) - 50);
+  });
+
+  it('a burst of 503s within --retry is retried with backoff and the pull completes', async () => {
+    fake.set({unavailable: {count: 3, path: /\/blobs\//}});
+    const r = await pull('503-burst', ['--retry', '3']);
+    await expectPulled(r);
+    expect(fake.requests({path: /\/blobs\//}).filter((q) => q.status === 503)).toHaveLength(3);
+    expect((JSON.parse(r.run.stdout) as {transfer: {retries: number}}).transfer.retries).toBeGreaterThanOrEqual(3);
+  });
+
+  it('a 503 burst longer than --retry: exit 1 naming the reference and the status, nothing written', async () => {
+    fake.set({unavailable: {count: 50, path: /\/manifests\//}});
+    const r = await pull('503-long', ['--retry', '2']);
+    expect(r.run.status).toBe(1);
+    const last = r.run.stderr.trim().split('\n').at(-1)!;
+    expect(last).toContain(`${fake.host}/${REPO}:${img.tag}`);
+    expect(last).toMatch(/\b503\b/);
+    expect(r.run.stderr).not.toMatch(/^\s+at /m);
+    // --retry 2: the first try and two retries, no more.
+    expect(fake.requests({path: /\/manifests\//})).toHaveLength(3);
+    expect(r.box.outputs()).toEqual([]);
+    expect(r.box.strays()).toEqual([]);
+  });
+});
+
+describe('connections cut mid-body', () => {
+  it('a blob download cut after 2 MiB continues with Range from the cut, never from 0', async () => {
+    fake.set({dropDownload: {afterBytes: 2 * MiB, path: new RegExp(big().digest)}});
+    const r = await pull('drop-download');
+    await expectPulled(r);
+    const gets = blobRequests(big().digest);
+    expect(gets).toHaveLength(2);
+    expect(gets[0]!.fault).toBe('dropDownload');
+    expect(gets[0]!.range).toBeUndefined();
+    expect(gets[0]!.responseBytes).toBe(2 * MiB);
+    expect(gets[1]!.range).toBe(`bytes=${2 * MiB}-`);
+    expect(gets[1]!.status).toBe(206);
+    // The blob crossed the wire once: what the cut delivered plus the rest.
+    expect(gets[0]!.responseBytes + gets[1]!.responseBytes).toBe(big().size);
+    const t = (JSON.parse(r.run.stdout) as {transfer: {fetchedBytes: number}}).transfer;
+    expect(t.fetchedBytes).toBe(img.layers.reduce((n, l) => n + l.size, 0));
+  });
+
+  it('a chunk (PATCH) cut mid-body continues from the offset the registry kept', async () => {
+    fake.set({dropUpload: {afterBytes: MiB + 12345, path: /\/blobs\/uploads\//}});
+    const r = await push('drop-patch', ['--chunk-size', '2M']);
+    expectPushed(r);
+    const cut = fake.log.find((q) => q.fault === 'dropUpload')!;
+    expect(cut.method).toBe('PATCH');
+    const session = sessionOf(cut.path);
+    const after = fake.log.filter((q) => q.seq > cut.seq && sessionOf(q.path) === session);
+    expect(after[0]!.method).toBe('GET');
+    const resumed = after.find((q) => q.method === 'PATCH')!;
+    expect(contentStart(resumed)).toBe(contentStart(cut) + MiB + 12345);
+  });
+});
+
+describe('tokens and the registry digest', () => {
+
+  it('a registry that says it stored other bytes than were sent (Docker-Content-Digest) fails the push before any manifest', async () => {
+    const lie = `sha256:${createHash('sha256').update('not what was sent').digest('hex')}`;
+    const front = await startFront(fake.port, {
+      rewrite: (req, status, headers) => {
+        if (req.method === 'PUT' && /\/blobs\/uploads\//.test(req.url ?? '') && status === 201 && req.url?.includes(encodeURIComponent(big().digest))) headers['docker-content-digest'] = lie;
+      },
+    });
+    try {
+      const box = makeSandbox(work, 'digest-lie');
+      const repo = 'faults/lie';
+      const run = await runFerry(['push', `oci:${img.layout}`, `${front.host}/${repo}:${img.tag}`], {env: box.env});
+      expect(run.status).toBe(1);
+      const line = oneErrorLine(run);
+      expect(line).toContain(`${front.host}/${repo}`);
+      expect(line).toContain(big().digest);
+      expect(line).toContain(lie);
+      expect(fake.getManifest(repo, img.tag)).toBeUndefined();
+      expect(front.seen.some((s) => s.startsWith('PUT') && s.includes('/manifests/'))).toBe(false);
+    } finally {
+      await front.stop();
+    }
+  });
+});
