@@ -145,6 +145,39 @@ describe('hostile blobs', () => {
 });
 
 describe('hostile auth and uploads', () => {
+  it('a 401 loop (a token issued, then refused, every time): pull and push give up at once', async () => {
+    fake.setAuth({type: 'bearer', users: {ferry: 'secret'}});
+    fake.set({authLoop: true});
+    const o = await refusedPull('auth-loop', img.tag, fake.host, ['--creds', 'ferry:secret']);
+    expect(o.line).toMatch(/refused the credentials \(401\)/);
+    expect(o.line).not.toContain('secret');
+    expect(fake.tokenCount()).toBeLessThanOrEqual(2);
+    expect(fake.log.length).toBeLessThanOrEqual(6);
+
+    fake.clearLog();
+    const box = makeSandbox(work, 'auth-loop-push');
+    const run = await runFerry(['push', `oci:${img.layout}`, `${fake.host}/hostile/dst:v1`, '--creds', 'ferry:secret'], {env: box.env});
+    expect(run.status).toBe(1);
+    const line = oneErrorLine(run);
+    expect(line).toContain(`${fake.host}/hostile/dst:v1`);
+    expect(line).toMatch(/refused the credentials \(401\)/);
+    expect(fake.log.length).toBeLessThanOrEqual(20);
+    expect(box.strays()).toEqual([]);
+  });
+
+  it('an upload Location on another host: the push is refused and the other host never hears from ferry', async () => {
+    fake.set({redirectUploads: 'other-host'});
+    const box = makeSandbox(work, 'other-host');
+    const run = await runFerry(['push', `oci:${img.layout}`, `${fake.host}/hostile/evil:v1`], {env: box.env});
+    expect(run.status).toBe(1);
+    const line = oneErrorLine(run);
+    expect(line).toContain(`${fake.host}/hostile/evil:v1`);
+    expect(line).toContain(`sends the upload to another host (${fake.otherOrigin})`);
+    expect(fake.log.filter((r) => r.server === 'other')).toEqual([]);
+    expect(fake.getManifest('hostile/evil', 'v1')).toBeUndefined();
+    expect(box.strays()).toEqual([]);
+    expect(listFiles(path.join(box.state, 'push'))).toEqual([]);
+  });
 
   it('the same switch pointing at this host (another path) is followed: the push completes', async () => {
     fake.set({redirectUploads: 'same-host'});
