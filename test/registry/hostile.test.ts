@@ -71,6 +71,7 @@ async function refusedPull(name: string, tag: string, registry: string = fake.ho
 
 describe('hostile manifests', () => {
   const cases: Array<{name: string; tag?: string; switches?: FakeSwitches; says: RegExp}> = [
+    {name: 'wrong content type (text/html)', switches: {manifestFault: {kind: 'wrong-content-type'}}, says: /text\/html/},
     {name: 'garbage JSON', switches: {manifestFault: {kind: 'garbage-json'}}, says: /invalid JSON|not JSON/i},
     {name: 'a manifest over 4 MiB', switches: {manifestFault: {kind: 'oversize'}}, says: /4194305 bytes, over the 4194304-byte limit/},
     {name: 'an unknown media type', tag: 'unknown-type', says: /media type "application\/vnd\.example\.thing\.v1\+json", not a manifest or index/},
@@ -85,6 +86,15 @@ describe('hostile manifests', () => {
       expect(o.box.outputs()).toEqual([]);
     });
   }
+
+  it('a manifest whose Content-Type names another manifest type than its body is refused', async () => {
+    // An index content type on an image manifest's bytes (plus a newline, so its digest is its own):
+    // the registry contradicts itself.
+    fake.putManifest(REPO, 'mislabelled', Buffer.concat([img.manifest, Buffer.from('\n')]), MANIFEST_MEDIA_TYPES.ociIndex);
+    const o = await refusedPull('mislabelled', 'mislabelled');
+    expect(o.line).toContain(MANIFEST_MEDIA_TYPES.ociIndex);
+    expect(o.box.outputs()).toEqual([]);
+  });
 
   it('a redirect loop on the manifest: given up after a bounded number of hops', async () => {
     fake.set({redirectLoop: {count: 1000, path: /\/manifests\//}});

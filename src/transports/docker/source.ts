@@ -1,6 +1,6 @@
 import {Readable} from 'node:stream';
 import pLimit from 'p-limit';
-import {DigestMismatchError, FerryError, SizeMismatchError} from '../../errors.js';
+import {DigestMismatchError, FerryError, printable, SizeMismatchError} from '../../errors.js';
 import {ANNOTATION_REF_NAME, artifactKind} from '../../formats/layout/read.js';
 import {openChecked} from '../../io/blobs/checked-read.js';
 import {sniffCompression, SNIFF_BYTES} from '../../io/compress/sniff.js';
@@ -16,6 +16,9 @@ import {formatRegistryRef, manifestReference, type RegistryRef} from './referenc
 
 /** Every manifest type a registry may answer with (the Accept header of a manifest GET). */
 export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ');
+
+/** Content types that name no document type: a server that does not know better (no header, plain JSON, bytes). */
+const GENERIC_CONTENT_TYPES = new Set(['', 'application/json', 'application/octet-stream', 'binary/octet-stream', 'text/plain']);
 
 export function pullScope(repository: string): string {
   return `repository:${repository}:pull`;
@@ -57,8 +60,13 @@ export async function fetchManifestIfAny(client: RegistryClient, repository: str
   if (typeof claimed === 'string' && claimed.startsWith('sha256:') && claimed !== digest) throw new DigestMismatchError(`${what}: manifest (the registry's Docker-Content-Digest)`, claimed, digest);
   if (expect && expect.size !== bytes.length) throw new SizeMismatchError(`${what}: manifest ${expect.digest}`, expect.size, bytes.length);
   const parsed = parseJson(bytes, `${what}: manifest`);
-  const contentType = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
+  const contentType = String(res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   const mediaType = isRecord(parsed) && typeof parsed.mediaType === 'string' ? parsed.mediaType : contentType || expect?.mediaType || '';
+  // The registry's Content-Type says what the document is: one that contradicts the bytes (an HTML page,
+  // another manifest type) is refused, as containers/image would fail on it. Generic types pass.
+  if (!GENERIC_CONTENT_TYPES.has(contentType) && contentType !== mediaType.toLowerCase()) {
+    throw new FerryError('REGISTRY', `${what}: the registry served the manifest as "${printable(contentType)}", but its bytes are ${mediaType ? `a "${printable(mediaType)}"` : 'no manifest type'}`);
+  }
   if (!isManifestMediaType(mediaType) && !isIndexMediaType(mediaType) && !(expect && artifactKind(expect, parsed))) {
     throw new FerryError('REGISTRY', `${what}: the registry answered a document of media type "${mediaType || contentType}", not a manifest or index`);
   }
