@@ -5,8 +5,9 @@
  * DOCKER_CONFIG, FERRY_STATE_DIR, FERRY_TMPDIR, TMPDIR), and what a run left behind.
  */
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process';
+import type {Dirent} from 'node:fs';
 import {createHash, randomFillSync} from 'node:crypto';
-import {closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync} from 'node:fs';
+import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync} from 'node:fs';
 import http from 'node:http';
 import type {AddressInfo} from 'node:net';
 import os from 'node:os';
@@ -138,13 +139,20 @@ export interface Sandbox {
   outputs(): string[];
 }
 
+/** Every path under `root`, relative to `base`; a file that vanishes while listing (a rename) is skipped. */
 export function listFiles(root: string, base = root): string[] {
   if (!existsSync(root)) return [];
   const out: string[] = [];
-  for (const name of readdirSync(root)) {
-    const full = path.join(root, name);
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(root, {withFileTypes: true});
+  } catch {
+    return [];
+  }
+  for (const entry of entries) {
+    const full = path.join(root, entry.name);
     out.push(path.relative(base, full));
-    if (lstatSync(full).isDirectory()) out.push(...listFiles(full, base));
+    if (entry.isDirectory()) out.push(...listFiles(full, base));
   }
   return out.sort();
 }
