@@ -1,4 +1,4 @@
-import {readdir, rm} from 'node:fs/promises';
+import {readdir, rm, rmdir} from 'node:fs/promises';
 import path from 'node:path';
 import type {Writable} from 'node:stream';
 import pLimit from 'p-limit';
@@ -246,7 +246,11 @@ async function fetchRemoteLayers(
   const beside = destination === undefined ? undefined : await transferCacheBeside(destination);
   const dir = beside ?? path.join(await output.scratchDir(), 'fetched');
   progress.start('fetching', distinctBytes(layers));
-  const {fetched, stats} = await fetchLayers(layers, dir, {limits: settings.limits, jobs: settings.registry.jobs ?? DEFAULT_JOBS, onBytes: (n) => progress.advance(n), ...(progress.blob ? {trackBlob: (label: string, total: number) => progress.blob!(label, total)} : {}), signal});
+  const {fetched, stats} = await fetchLayers(layers, dir, {limits: settings.limits, jobs: settings.registry.jobs ?? DEFAULT_JOBS, onBytes: (n) => progress.advance(n), ...(progress.blob ? {trackBlob: (label: string, total: number) => progress.blob!(label, total)} : {}), signal}).catch(async (e: unknown) => {
+    // What was fetched right stays for the rerun; a directory left with nothing in it does not.
+    if (beside) await rmdir(beside).catch(() => {});
+    throw e;
+  });
   progress.stop();
   return {...replaceLayers(chosen.entries, chosen.primary, fetched), loose: loose.map((l) => fetched.get(l.descriptor.digest) ?? l), ...(beside ? {cache: beside} : {}), stats};
 }

@@ -127,6 +127,14 @@ describe('hostile manifests', () => {
 });
 
 describe('hostile blobs', () => {
+  it('a blob whose bytes do not match its digest ("wrong digest served"): refused, never lands', async () => {
+    // Both layers: nothing right was fetched, so nothing may be left beside DEST at all.
+    fake.set({corruptBlobs: img.layers.map((l) => l.digest)});
+    const o = await refusedPull('wrong-digest', img.tag);
+    expect(o.line).toMatch(/digest mismatch/);
+    expect(img.layers.some((l) => o.line.includes(l.digest))).toBe(true);
+    expect(o.box.outputs()).toEqual([]);
+  });
 
   it('one wrong blob among right ones: the right ones stay beside DEST (a rerun continues), the wrong one does not', async () => {
     fake.set({corruptBlobs: [img.layers[1]!.digest]});
