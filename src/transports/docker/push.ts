@@ -1,5 +1,5 @@
 import {createHash} from 'node:crypto';
-import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
+import {mkdir, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
 import pLimit from 'p-limit';
@@ -69,7 +69,12 @@ class Journal {
   }
 
   async clear(): Promise<void> {
-    if (this.#file) await rm(this.#file, {force: true});
+    if (!this.#file) return;
+    await rm(this.#file, {force: true});
+    // A run killed between writing its copy (`NAME.PID`) and renaming it left that copy: gone with the session.
+    const dir = path.dirname(this.#file);
+    const copy = `${path.basename(this.#file)}.`;
+    for (const name of await readdir(dir).catch(() => [] as string[])) if (name.startsWith(copy)) await rm(path.join(dir, name), {force: true});
   }
 }
 
