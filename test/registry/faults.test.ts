@@ -169,6 +169,18 @@ describe('connections cut mid-body', () => {
     expect(t.fetchedBytes).toBe(img.layers.reduce((n, l) => n + l.size, 0));
   });
 
+  it('a manifest or config download cut mid-body is asked for again', async () => {
+    fake.set({dropDownload: {afterBytes: 100, path: /\/manifests\//}});
+    const first = await pull('drop-manifest');
+    await expectPulled(first);
+    expect(fake.requests({path: /\/manifests\//}).map((q) => q.fault ?? 'ok')).toEqual(['dropDownload', 'ok']);
+    fake.clearLog();
+    fake.set({dropDownload: {afterBytes: 100, path: new RegExp(img.configDigest)}});
+    const second = await pull('drop-config');
+    await expectPulled(second);
+    expect(blobRequests(img.configDigest).map((q) => q.fault ?? 'ok')).toEqual(['dropDownload', 'ok']);
+  });
+
   it('a chunk (PATCH) cut mid-body continues from the offset the registry kept', async () => {
     fake.set({dropUpload: {afterBytes: MiB + 12345, path: /\/blobs\/uploads\//}});
     const r = await push('drop-patch', ['--chunk-size', '2M']);
