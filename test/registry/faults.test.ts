@@ -149,6 +149,32 @@ describe('rate limits and outages', () => {
     expect(r.box.outputs()).toEqual([]);
     expect(r.box.strays()).toEqual([]);
   });
+
+  it('a 503 on a chunk (PATCH) is retried with backoff and the chunks stay contiguous', async () => {
+    fake.set({unavailable: {count: 2, method: 'PATCH'}});
+    const r = await push('503-patch', ['--chunk-size', '1M']);
+    expectPushed(r);
+    // Every session's chunks are contiguous from 0: nothing skipped (an empty session reports `Range: 0-0`).
+    for (const digest of [img.configDigest, ...img.layers.map((l) => l.digest)]) {
+      const sessions = sessionsFor(digest);
+      const accepted = uploadsOf(fake.log, sessions).filter((q) => q.method === 'PATCH' && q.status === 202);
+      expect(accepted.length).toBeGreaterThan(0);
+      let at = 0;
+      for (const q of accepted) {
+        expect(contentStart(q)).toBe(at);
+        at += q.requestBytes;
+      }
+    }
+  });
+
+  it('a 429 on a chunk (PATCH) honours Retry-After too', async () => {
+    fake.set({tooManyRequests: {count: 1, retryAfter: 2, method: 'PATCH', path: /\/blobs\/uploads\//}});
+    const r = await push('429-patch', ['--chunk-size', '2M']);
+    expectPushed(r);
+    const refused = fake.requests({method: 'PATCH'}).find((q) => q.status === 429)!;
+    const next = fake.log.find((q) => q.seq > refused.seq && sessionOf(q.path) === sessionOf(refused.path))!;
+    expect(times.get(next)! - times.get(refused)!).toBeGreaterThanOrEqual(1950);
+  });
 });
 
 describe('connections cut mid-body', () => {
@@ -196,6 +222,25 @@ describe('connections cut mid-body', () => {
 });
 
 describe('tokens and the registry digest', () => {
+  it('tokens that expire mid-transfer are renewed; the chunked upload goes on from where it was', async () => {
+    fake.setAuth({type: 'bearer', users: {ferry: 'secret'}, tokenLifetimeMs: 1500});
+    // Two 2-second pauses (429 + Retry-After) in the middle of the chunks outlast every token.
+    fake.set({tooManyRequests: {count: 2, retryAfter: 2, method: 'PATCH', path: /\/blobs\/uploads\//}});
+    const r = await push('tokens', ['--chunk-size', '1M', '--creds', 'ferry:secret', '--jobs', '1']);
+    expectPushed(r);
+    const scope = `repository:${r.repo}:pull,push`;
+    expect(fake.tokenCount(scope)).toBeGreaterThanOrEqual(2);
+    // No 401 was the end of anything: every request after a refused token was answered once a new token came.
+    const refused = fake.log.filter((q) => q.status === 401 && q.authorization === 'bearer');
+    for (const q of refused) expect(fake.log.some((n) => n.seq > q.seq && n.path === q.path && n.method === q.method && n.status !== 401)).toBe(true);
+    const chunks = uploadsOf(fake.log, sessionsFor(big().digest)).filter((q) => q.method === 'PATCH' && q.status === 202);
+    let at = 0;
+    for (const q of chunks) {
+      expect(contentStart(q)).toBe(at);
+      at += q.requestBytes;
+    }
+    expect(at).toBe(big().size);
+  });
 
   it('a registry that says it stored other bytes than were sent (Docker-Content-Digest) fails the push before any manifest', async () => {
     const lie = `sha256:${createHash('sha256').update('not what was sent').digest('hex')}`;

@@ -41,8 +41,12 @@ export interface ApiRequest {
   what: string;
   /** Follow redirects (GET/HEAD of blobs and manifests): never for uploads. */
   followRedirects?: boolean;
-  /** Retry on failure (false for a streaming upload the caller resumes itself). */
-  retry?: boolean;
+  /**
+   * Retry on failure; false for none; 'status' for an upload whose body a broken connection may have
+   * left half-stored (the caller asks the registry where it stands): only statuses that say the body
+   * was refused whole (429, 5xx) are retried, honouring Retry-After.
+   */
+  retry?: boolean | 'status';
 }
 
 interface Challenge {
@@ -393,7 +397,7 @@ export class RegistryClient {
       } catch (e) {
         const code = errorCode(e);
         if (this.#closed) throw new FerryError('INTERRUPTED', `${req.what}: the run ended`);
-        if (attempt < retries && code !== undefined && RETRY_ERRORS.has(code)) {
+        if (req.retry !== 'status' && attempt < retries && code !== undefined && RETRY_ERRORS.has(code)) {
           await this.#sleep(attempt++, undefined, `connection failed (${code})`, req.what);
           continue;
         }

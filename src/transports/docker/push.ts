@@ -231,7 +231,7 @@ export class Pusher {
           scopes: [pushScope(this.#repo)],
           ok: [202, 413, 416],
           what,
-          retry: false,
+          retry: 'status',
         });
       } catch (e) {
         if (++failures > retries || (e instanceof FerryError && e.code !== 'IO' && e.code !== 'REGISTRY')) throw e;
