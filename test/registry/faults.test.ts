@@ -207,6 +207,23 @@ describe('connections cut mid-body', () => {
     expect(blobRequests(img.configDigest).map((q) => q.fault ?? 'ok')).toEqual(['dropDownload', 'ok']);
   });
 
+  it('a monolithic upload (PUT) cut after 2 MiB continues from the offset the registry kept', async () => {
+    fake.set({dropUpload: {afterBytes: 2 * MiB}});
+    const r = await push('drop-put');
+    expectPushed(r);
+    const cut = fake.log.find((q) => q.fault === 'dropUpload')!;
+    expect(cut.method).toBe('PUT');
+    expect(cut.requestBytes).toBe(2 * MiB);
+    const session = sessionOf(cut.path);
+    const after = fake.log.filter((q) => q.seq > cut.seq && sessionOf(q.path) === session);
+    // Asked where the session stands, then sent only the rest.
+    expect(after[0]!.method).toBe('GET');
+    expect(after[0]!.uploadRange).toBe(`0-${2 * MiB - 1}`);
+    const rest = after.filter((q) => q.method === 'PATCH' || q.method === 'PUT');
+    expect(contentStart(rest[0]!)).toBe(2 * MiB);
+    expect(rest.reduce((n, q) => n + q.requestBytes, 0)).toBe(big().size - 2 * MiB);
+  });
+
   it('a chunk (PATCH) cut mid-body continues from the offset the registry kept', async () => {
     fake.set({dropUpload: {afterBytes: MiB + 12345, path: /\/blobs\/uploads\//}});
     const r = await push('drop-patch', ['--chunk-size', '2M']);

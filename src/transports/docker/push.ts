@@ -168,12 +168,20 @@ export class Pusher {
     const sent = (body: Readable): Readable => (line ? body.on('data', (c: Buffer) => line.advance(c.length)) : body);
     try {
       if (!chunked) {
-        const done = await this.#putWhole(session, digest, member, size, what, sent);
-        if (done) {
+        const outcome = await this.#putWhole(session, digest, member, size, what, sent);
+        if (outcome === 'done') {
           await journal.clear();
           return;
         }
-        session = await this.#startSession(what); // 413: the registry wants it in pieces
+        if (outcome === 'too-large') session = await this.#startSession(what); // 413: the registry wants it in pieces
+        else {
+          // The connection broke mid-body, and the registry may have kept what arrived: the same PUT
+          // again would add the whole blob after it. Ask where the session stands and send the rest
+          // in chunks, or start a new session when the registry cannot say.
+          this.stats.retries++;
+          this.options.registry.onRetry?.(`${what}: the upload broke off (${outcome.message}); asking the registry where it stands`);
+          session = (await this.#resumeSession(session, what)) ?? (await this.#startSession(what));
+        }
       }
       await this.#putChunks(session, digest, member, size, what, journal, forced > 0 ? forced : DEFAULT_CHUNK, sent);
       await journal.clear();
@@ -182,23 +190,30 @@ export class Pusher {
     }
   }
 
-  /** A monolithic PUT; false when the registry refuses the size (413). */
-  async #putWhole(session: Session, digest: Digest, member: Member, size: number, what: string, sent: (body: Readable) => Readable): Promise<boolean> {
+  /** A monolithic PUT: done, refused as too big (413), or broken off mid-body (the error, to say why). */
+  async #putWhole(session: Session, digest: Digest, member: Member, size: number, what: string, sent: (body: Readable) => Readable): Promise<'done' | 'too-large' | FerryError> {
     const url = new URL(session.location);
     url.searchParams.set('digest', digest);
-    const res = await this.client.request({
-      method: 'PUT',
-      target: url,
-      headers: {'Content-Type': 'application/octet-stream', 'Content-Length': String(size)},
-      body: () => sent(memberBytes(member, 0, size)),
-      scopes: [pushScope(this.#repo)],
-      ok: [201, 413],
-      what,
-    });
+    let res: ApiResponse;
+    try {
+      res = await this.client.request({
+        method: 'PUT',
+        target: url,
+        headers: {'Content-Type': 'application/octet-stream', 'Content-Length': String(size)},
+        body: () => sent(memberBytes(member, 0, size)),
+        scopes: [pushScope(this.#repo)],
+        ok: [201, 413],
+        what,
+        retry: 'status',
+      });
+    } catch (e) {
+      if (e instanceof FerryError && e.code === 'IO') return e;
+      throw e;
+    }
     res.body.resume();
-    if (res.status === 413) return false;
+    if (res.status === 413) return 'too-large';
     this.#uploaded(size, res, digest, what);
-    return true;
+    return 'done';
   }
 
   #uploaded(size: number, res: ApiResponse, digest: Digest, what: string): void {
