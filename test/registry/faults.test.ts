@@ -236,6 +236,23 @@ describe('connections cut mid-body', () => {
     const resumed = after.find((q) => q.method === 'PATCH')!;
     expect(contentStart(resumed)).toBe(contentStart(cut) + MiB + 12345);
   });
+
+  it('an upload cut before a single byte arrived: the session is empty (`Range: 0-0`, as distribution says) and the upload starts at 0', async () => {
+    for (const extra of [['--chunk-size', '1M'], []]) {
+      fake.clearLog();
+      fake.set({dropUpload: {afterBytes: 0, path: /\/blobs\/uploads\//}});
+      const r = await push(`drop-at-0${extra.length}`, extra);
+      expectPushed(r);
+      const cut = fake.log.find((q) => q.fault === 'dropUpload')!;
+      expect(cut.requestBytes).toBe(0);
+      const after = fake.log.filter((q) => q.seq > cut.seq && sessionOf(q.path) === sessionOf(cut.path));
+      expect(after[0]!.method).toBe('GET');
+      expect(after[0]!.uploadRange).toBe('0-0');
+      const resumed = after.find((q) => q.method === 'PATCH')!;
+      expect(contentStart(resumed)).toBe(0);
+      expect(after.some((q) => q.status === 416)).toBe(false);
+    }
+  });
 });
 
 describe('tokens and the registry digest', () => {

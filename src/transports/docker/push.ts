@@ -78,11 +78,17 @@ class Journal {
   }
 }
 
-/** "0-N" (distribution's inclusive committed range) → the next offset. */
-function committedOffset(res: ApiResponse): number | undefined {
+/**
+ * "0-N" (distribution's inclusive committed range) → the next offset. An empty session says "0-0"
+ * too (distribution, and the registries that copy it), so asking a session where it stands reads
+ * "0-0" as nothing committed (`status`): a cut never stops after exactly one byte, while taking it
+ * for one byte would skip the blob's first byte. After an accepted chunk it is that one byte.
+ */
+function committedOffset(res: ApiResponse, status = false): number | undefined {
   const range = res.headers.range;
   const m = typeof range === 'string' ? /^(?:bytes=)?0-(\d+)$/.exec(range.trim()) : null;
-  return m ? Number(m[1]) + 1 : undefined;
+  if (!m) return undefined;
+  return status && m[1] === '0' ? 0 : Number(m[1]) + 1;
 }
 
 export interface PushOptions extends Pick<FormatWriteOptions, 'onBytes' | 'signal' | 'omitBlobs' | 'trackBlob'> {
@@ -123,7 +129,7 @@ export class Pusher {
   async #resumeSession(session: Session, what: string): Promise<Session | undefined> {
     try {
       const res = await this.client.request({method: 'GET', target: new URL(session.location), scopes: [pushScope(this.#repo)], ok: [204, 200], what, retry: false});
-      const offset = committedOffset(res);
+      const offset = committedOffset(res, true);
       res.body.resume();
       if (offset === undefined) return res.status === 204 && res.headers.range === undefined ? undefined : undefined;
       return {location: await this.#location(res, what).catch(() => session.location), offset};
