@@ -255,6 +255,21 @@ describe('connections cut mid-body', () => {
   });
 });
 
+describe('body caps and chunk sizes', () => {
+
+  it('OCI-Chunk-Min-Length (from the first answer on): every chunk but the last of a blob is at least that long', async () => {
+    fake.set({chunkMinLength: 3 * MiB});
+    const r = await push('chunk-min', ['--chunk-size', '1M']);
+    expectPushed(r);
+    for (const layer of img.layers) {
+      const chunks = uploadsOf(fake.log, sessionsFor(layer.digest)).filter((q) => q.method === 'PATCH');
+      expect(chunks.length).toBeGreaterThan(0);
+      for (const q of chunks.slice(0, -1)) expect(q.requestBytes).toBeGreaterThanOrEqual(3 * MiB);
+      expect(chunks.reduce((n, q) => n + q.requestBytes, 0)).toBe(layer.size);
+    }
+  });
+});
+
 describe('tokens and the registry digest', () => {
   it('tokens that expire mid-transfer are renewed; the chunked upload goes on from where it was', async () => {
     fake.setAuth({type: 'bearer', users: {ferry: 'secret'}, tokenLifetimeMs: 1500});

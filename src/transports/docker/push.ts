@@ -41,6 +41,14 @@ export type PushStats = UploadStats;
 interface Session {
   location: string;
   offset: number;
+  /** OCI-Chunk-Min-Length, as the registry said when the session started or was asked about. */
+  minChunk?: number;
+}
+
+/** OCI-Chunk-Min-Length of an upload answer, when the registry names one. */
+function chunkMinimum(res: ApiResponse): {minChunk?: number} {
+  const value = Number(res.headers['oci-chunk-min-length']);
+  return Number.isSafeInteger(value) && value > 0 ? {minChunk: value} : {};
 }
 
 /** A journal of one blob's upload session, so a killed push continues where the registry has it. */
@@ -122,7 +130,7 @@ export class Pusher {
 
   async #startSession(what: string): Promise<Session> {
     const res = await this.client.request({method: 'POST', target: `/v2/${this.#repo}/blobs/uploads/`, headers: {'Content-Length': '0'}, scopes: [pushScope(this.#repo)], ok: [202], what});
-    return {location: await this.#location(res, what), offset: 0};
+    return {location: await this.#location(res, what), offset: 0, ...chunkMinimum(res)};
   }
 
   /** Where a journaled session stands, or undefined when the registry no longer knows it. */
@@ -132,7 +140,7 @@ export class Pusher {
       const offset = committedOffset(res, true);
       res.body.resume();
       if (offset === undefined) return res.status === 204 && res.headers.range === undefined ? undefined : undefined;
-      return {location: await this.#location(res, what).catch(() => session.location), offset};
+      return {location: await this.#location(res, what).catch(() => session.location), offset, ...chunkMinimum(res)};
     } catch {
       return undefined;
     }
@@ -161,7 +169,7 @@ export class Pusher {
         this.options.onBytes?.(size);
         return;
       }
-      session = {location: await this.#location(res, what), offset: 0};
+      session = {location: await this.#location(res, what), offset: 0, ...chunkMinimum(res)};
     }
     const journal = new Journal(this.options.registry.stateDir, `${this.client.host}/${this.#repo}@${digest}`);
     const journaled = await journal.read();
@@ -237,7 +245,8 @@ export class Pusher {
    */
   async #putChunks(start: Session, digest: Digest, member: Member, size: number, what: string, journal: Journal, chunkSize: number, sent: (body: Readable) => Readable): Promise<void> {
     let session = start;
-    let chunk = chunkSize;
+    // A registry's minimum comes with the session (POST) or its status (GET), before the first chunk.
+    let chunk = Math.max(chunkSize, start.minChunk ?? 0);
     let failures = 0;
     const retries = this.options.registry.retries ?? 5;
     while (session.offset < size) {
