@@ -256,6 +256,22 @@ describe('connections cut mid-body', () => {
 });
 
 describe('body caps and chunk sizes', () => {
+  it('a 1 MiB body cap below a 5 MiB layer (a capped proxy): the layer goes up in chunks under the cap', async () => {
+    fake.set({maxRequestBodyBytes: MiB});
+    const r = await push('413');
+    expectPushed(r);
+    const bodies = fake.log.filter((q) => (q.method === 'PATCH' || q.method === 'PUT') && q.requestBytes > 0);
+    const accepted = bodies.filter((q) => q.status === 201 || q.status === 202);
+    for (const q of accepted) expect(q.requestBytes).toBeLessThanOrEqual(MiB);
+    // The big layer went up in chunks, contiguous from 0.
+    const sessions = sessionsFor(big().digest);
+    const chunks = uploadsOf(fake.log, sessions).filter((q) => q.method === 'PATCH' && q.status === 202);
+    expect(chunks.length).toBeGreaterThanOrEqual(5);
+    expect(chunks.reduce((n, q) => n + q.requestBytes, 0)).toBe(big().size);
+    // Each refusal halves what was refused: the bytes sent only to be refused stay within twice the blobs' size.
+    const refused = bodies.filter((q) => q.status === 413).reduce((n, q) => n + q.requestBytes, 0);
+    expect(refused).toBeLessThanOrEqual(2 * img.layers.reduce((n, l) => n + l.size, 0));
+  });
 
   it('OCI-Chunk-Min-Length (from the first answer on): every chunk but the last of a blob is at least that long', async () => {
     fake.set({chunkMinLength: 3 * MiB});

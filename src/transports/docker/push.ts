@@ -31,6 +31,8 @@ import {fetchManifestIfAny} from './source.js';
 /** Blobs at least this big go up in chunks by default, so a restart continues them. */
 export const RESUMABLE_BLOB_BYTES = 256 << 20;
 const DEFAULT_CHUNK = 64 << 20;
+/** Chunks refused as too big (413) are halved down to this, and no further. */
+const MIN_REFUSED_CHUNK = 1 << 20;
 
 export function pushScope(repository: string): string {
   return `repository:${repository}:pull,push`;
@@ -177,6 +179,7 @@ export class Pusher {
     session ??= await this.#startSession(what);
     const forced = this.options.registry.chunkSize ?? 0;
     const chunked = forced > 0 || size >= RESUMABLE_BLOB_BYTES || session.offset > 0;
+    let chunk = forced > 0 ? forced : DEFAULT_CHUNK;
     // The bytes as they go out: a progress line of its own for this blob.
     const line = this.options.trackBlob?.(digest.slice(0, 19), size);
     const sent = (body: Readable): Readable => (line ? body.on('data', (c: Buffer) => line.advance(c.length)) : body);
@@ -187,8 +190,11 @@ export class Pusher {
           await journal.clear();
           return;
         }
-        if (outcome === 'too-large') session = await this.#startSession(what); // 413: the registry wants it in pieces
-        else {
+        if (outcome === 'too-large') {
+          // 413: the registry wants it in pieces smaller than the whole.
+          chunk = Math.min(chunk, Math.max(MIN_REFUSED_CHUNK, Math.floor(size / 2)));
+          session = await this.#startSession(what);
+        } else {
           // The connection broke mid-body, and the registry may have kept what arrived: the same PUT
           // again would add the whole blob after it. Ask where the session stands and send the rest
           // in chunks, or start a new session when the registry cannot say.
@@ -197,7 +203,7 @@ export class Pusher {
           session = (await this.#resumeSession(session, what)) ?? (await this.#startSession(what));
         }
       }
-      await this.#putChunks(session, digest, member, size, what, journal, forced > 0 ? forced : DEFAULT_CHUNK, sent);
+      await this.#putChunks(session, digest, member, size, what, journal, chunk, sent);
       await journal.clear();
     } finally {
       line?.done();
@@ -273,8 +279,10 @@ export class Pusher {
       const minimum = Number(res.headers['oci-chunk-min-length']);
       if (res.status === 413) {
         res.body.resume();
-        if (chunk <= 1 << 20) throw new FerryError('REGISTRY', `${what}: the registry refuses even 1 MiB chunks (413)`);
-        chunk = Math.max(1 << 20, Math.floor(chunk / 2));
+        // Half of what was refused (the last chunk of a blob may be much smaller than `chunk`).
+        const refused = end - session.offset;
+        if (refused <= MIN_REFUSED_CHUNK) throw new FerryError('REGISTRY', `${what}: the registry refuses even ${refused}-byte chunks (413)`);
+        chunk = Math.max(MIN_REFUSED_CHUNK, Math.floor(refused / 2));
         continue;
       }
       if (res.status === 416) {
