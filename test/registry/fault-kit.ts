@@ -269,7 +269,16 @@ export interface Front {
   stop(): Promise<void>;
 }
 
-export async function startFront(targetPort: number, hooks: {answer?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean; rewrite?: (req: http.IncomingMessage, status: number, headers: http.IncomingHttpHeaders) => void}): Promise<Front> {
+export interface FrontHooks {
+  /** Answers a request itself (true) instead of passing it on. */
+  answer?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  /** Changes the headers of an answer passed back. */
+  rewrite?: (req: http.IncomingMessage, status: number, headers: http.IncomingHttpHeaders) => void;
+  /** Passes on only this many bytes of the request's body, then breaks both connections (undefined: all). */
+  cut?: (req: http.IncomingMessage) => number | undefined;
+}
+
+export async function startFront(targetPort: number, hooks: FrontHooks): Promise<Front> {
   const seen: string[] = [];
   const server = http.createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
@@ -284,7 +293,27 @@ export async function startFront(targetPort: number, hooks: {answer?: (req: http
       up.pipe(res);
     });
     upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    const cut = hooks.cut?.(req);
+    if (cut === undefined) {
+      req.pipe(upstream);
+      return;
+    }
+    let passed = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (passed >= cut) return;
+      const part = chunk.subarray(0, cut - passed);
+      passed += part.length;
+      if (passed < cut) {
+        upstream.write(part);
+        return;
+      }
+      // The last bytes reach the registry, then both sides see the connection break.
+      upstream.write(part, () => {
+        upstream.destroy();
+        req.socket.destroy();
+      });
+    });
+    req.on('end', () => upstream.end());
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

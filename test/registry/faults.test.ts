@@ -4,13 +4,17 @@
  * size (a 100 MB-capped proxy must not stop a 300 MB layer: here 1 MiB and 5 MiB), OCI-Chunk-Min-Length,
  * tokens that expire mid-transfer, and the digest the registry computes at the end. Every pull is
  * judged by hashing what the archive holds; every push by the bytes the fake stored. Digests come
- * from the image built here, never from ferry. Needs `npm run build`.
+ * from the image built here, never from ferry. Last, an upload cut on its way to the real
+ * docker-registry 2.8.2 (which then refuses the session), judged by skopeo. Needs `npm run build`.
  */
 import {createHash} from 'node:crypto';
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs';
 import path from 'node:path';
 import {afterAll, beforeAll, beforeEach, describe, expect, it} from 'vitest';
+import {spawn} from 'node:child_process';
 import {startFakeRegistry, type FakeRegistry, type RequestRecord} from '../helpers/fake-registry.js';
+import {peerMissing} from '../helpers/peers.js';
+import {startRegistry} from '../helpers/registry.js';
 import {buildImage, listFiles, makeSandbox, MiB, oneErrorLine, readPulled, runFerry, seedFake, sha256, stampLog, startFront, TMP_PARENT, type BuiltImage, type FerryRun, type Sandbox} from './fault-kit.js';
 
 const REPO = 'faults/app';
@@ -327,6 +331,46 @@ describe('tokens and the registry digest', () => {
       expect(front.seen.some((s) => s.startsWith('PUT') && s.includes('/manifests/'))).toBe(false);
     } finally {
       await front.stop();
+    }
+  });
+});
+
+describe.skipIf(peerMissing('docker-registry', 'skopeo'))('an upload cut on its way to docker-registry 2.8.2', () => {
+  it('the registry keeps what arrived and refuses the session; ferry opens a new one and the push completes', async () => {
+    const reg = await startRegistry();
+    let cuts = 0;
+    // A front that lets 2 MiB of the big layer's upload through, once, then breaks both connections.
+    const front = await startFront(reg.port, {
+      cut: (req) => {
+        if (cuts > 0 || req.method !== 'PUT' || !/\/blobs\/uploads\//.test(req.url ?? '') || !req.url!.includes(encodeURIComponent(big().digest))) return undefined;
+        cuts++;
+        return 2 * MiB;
+      },
+    });
+    try {
+      const box = makeSandbox(work, 'real-cut');
+      const ref = `${front.host}/faults/real:${img.tag}`;
+      const run = await runFerry(['push', `oci:${img.layout}`, ref, '--json'], {env: box.env});
+      expect(run.status, run.stderr).toBe(0);
+      expect(cuts).toBe(1);
+      // Asked where the cut session stood (distribution: 404, the upload is no longer valid), then a new session.
+      const cutAt = front.seen.findIndex((s) => s.startsWith('PUT') && s.includes(encodeURIComponent(big().digest)));
+      const after = front.seen.slice(cutAt + 1);
+      expect(after[0]).toMatch(/^GET \/v2\/faults\/real\/blobs\/uploads\//);
+      expect(after.some((s) => s.startsWith('POST /v2/faults/real/blobs/uploads/'))).toBe(true);
+      expect(readFileSync(reg.logFile, 'utf8')).toMatch(/blob upload invalid|upload resumed at wrong offset/);
+      // skopeo, straight to the registry, reads the image back with the digest built here.
+      const inspected = await new Promise<string>((resolve, reject) => {
+        const child = spawn('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/faults/real:${img.tag}`], {stdio: ['ignore', 'pipe', 'inherit'], env: {...process.env, HOME: box.root}});
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        child.on('error', reject);
+        child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`skopeo inspect exited ${code}`))));
+      });
+      expect((JSON.parse(inspected) as {Digest: string}).Digest).toBe(img.manifestDigest);
+    } finally {
+      await front.stop();
+      await reg.stop();
     }
   });
 });
