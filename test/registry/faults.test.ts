@@ -311,6 +311,16 @@ describe('tokens and the registry digest', () => {
     expect(at).toBe(big().size);
   });
 
+  it('expiring tokens on a pull: each request after a pause gets a fresh token, and the pull completes', async () => {
+    fake.setAuth({type: 'bearer', users: {ferry: 'secret'}, tokenLifetimeMs: 1500});
+    fake.set({tooManyRequests: {count: 2, retryAfter: 2, path: /\/blobs\/sha256:/}});
+    const r = await pull('tokens-pull', ['--creds', 'ferry:secret', '--jobs', '1']);
+    await expectPulled(r);
+    expect(fake.tokenCount(`repository:${REPO}:pull`)).toBeGreaterThanOrEqual(2);
+    // Every blob came in one piece, each asked for once it had a valid token.
+    for (const l of img.layers) expect(blobRequests(l.digest).filter((q) => q.status === 200)).toHaveLength(1);
+  });
+
   it('a registry that says it stored other bytes than were sent (Docker-Content-Digest) fails the push before any manifest', async () => {
     const lie = `sha256:${createHash('sha256').update('not what was sent').digest('hex')}`;
     const front = await startFront(fake.port, {
@@ -319,16 +329,20 @@ describe('tokens and the registry digest', () => {
       },
     });
     try {
-      const box = makeSandbox(work, 'digest-lie');
-      const repo = 'faults/lie';
-      const run = await runFerry(['push', `oci:${img.layout}`, `${front.host}/${repo}:${img.tag}`], {env: box.env});
-      expect(run.status).toBe(1);
-      const line = oneErrorLine(run);
-      expect(line).toContain(`${front.host}/${repo}`);
-      expect(line).toContain(big().digest);
-      expect(line).toContain(lie);
-      expect(fake.getManifest(repo, img.tag)).toBeUndefined();
-      expect(front.seen.some((s) => s.startsWith('PUT') && s.includes('/manifests/'))).toBe(false);
+      // Whole (the PUT carries the blob) and in chunks (the closing PUT carries none): both checked.
+      for (const extra of [[], ['--chunk-size', '2M']]) {
+        const box = makeSandbox(work, 'digest-lie');
+        const repo = `faults/lie${extra.length}`;
+        const run = await runFerry(['push', `oci:${img.layout}`, `${front.host}/${repo}:${img.tag}`, ...extra], {env: box.env});
+        expect(run.status).toBe(1);
+        const line = oneErrorLine(run);
+        expect(line).toContain(`${front.host}/${repo}`);
+        expect(line).toContain(big().digest);
+        expect(line).toContain(lie);
+        expect(line).toContain("the registry's digest of what it received");
+        expect(fake.getManifest(repo, img.tag)).toBeUndefined();
+        expect(front.seen.some((s) => s.startsWith('PUT') && s.includes(`/${repo}/manifests/`))).toBe(false);
+      }
     } finally {
       await front.stop();
     }
@@ -355,9 +369,12 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('an upload cut on its 
       expect(cuts).toBe(1);
       // Asked where the cut session stood (distribution: 404, the upload is no longer valid), then a new session.
       const cutAt = front.seen.findIndex((s) => s.startsWith('PUT') && s.includes(encodeURIComponent(big().digest)));
+      const uuid = /\/uploads\/([0-9a-f-]+)/.exec(front.seen[cutAt]!)![1]!;
       const after = front.seen.slice(cutAt + 1);
-      expect(after[0]).toMatch(/^GET \/v2\/faults\/real\/blobs\/uploads\//);
+      expect(after.find((s) => s.includes(uuid))).toMatch(/^GET \/v2\/faults\/real\/blobs\/uploads\//);
       expect(after.some((s) => s.startsWith('POST /v2/faults/real/blobs/uploads/'))).toBe(true);
+      // The blob went up whole in the end, on a session other than the cut one.
+      expect(after.some((s) => s.startsWith('PUT') && s.includes(encodeURIComponent(big().digest)) && !s.includes(uuid))).toBe(true);
       expect(readFileSync(reg.logFile, 'utf8')).toMatch(/blob upload invalid|upload resumed at wrong offset/);
       // skopeo, straight to the registry, reads the image back with the digest built here.
       const inspected = await new Promise<string>((resolve, reject) => {
