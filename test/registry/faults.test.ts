@@ -10,9 +10,11 @@
 import {createHash} from 'node:crypto';
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import {afterAll, beforeAll, beforeEach, describe, expect, it} from 'vitest';
 import {spawn} from 'node:child_process';
 import {startFakeRegistry, type FakeRegistry, type RequestRecord} from '../helpers/fake-registry.js';
+import {RegistryClient} from '../../src/transports/docker/client.js';
 import {peerMissing} from '../helpers/peers.js';
 import {startRegistry} from '../helpers/registry.js';
 import {buildImage, listFiles, makeSandbox, MiB, oneErrorLine, readPulled, runFerry, seedFake, sha256, stampLog, startFront, TMP_PARENT, type BuiltImage, type FerryRun, type Sandbox} from './fault-kit.js';
@@ -345,6 +347,41 @@ describe('tokens and the registry digest', () => {
       }
     } finally {
       await front.stop();
+    }
+  });
+});
+
+describe('cost', () => {
+  it('clients of one TLS registry share one TLS context: a push of 20 images no longer parses every CA 20 times', async () => {
+    const secure = await startFakeRegistry({tls: true});
+    const original = tls.createSecureContext;
+    let built = 0;
+    tls.createSecureContext = ((...args: Parameters<typeof tls.createSecureContext>) => {
+      built++;
+      return original(...args);
+    }) as typeof tls.createSecureContext;
+    try {
+      // One client per image, as push --all and bulk pulls make them; each one asks once.
+      const before = process.cpuUsage();
+      for (let i = 0; i < 20; i++) {
+        const client = new RegistryClient(secure.host, {certsDirs: [secure.certsDir!], retries: 0});
+        try {
+          const res = await client.request({method: 'GET', target: '/v2/', scopes: [], ok: [200], what: `ping ${i}`});
+          res.body.resume();
+        } finally {
+          client.close();
+        }
+      }
+      const cpu = process.cpuUsage(before);
+      // The system store plus the test CA, parsed once (none if this process already had it).
+      expect(built).toBeLessThanOrEqual(1);
+      // Twenty handshakes cost a few ms each; parsing the store (~60 ms) twenty times cost over a second.
+      expect((cpu.user + cpu.system) / 1000).toBeLessThan(600);
+      // Each client asked (its scheme probe, then the call): forty answers over TLS.
+      expect(secure.requests({path: /^\/v2\/$/}).filter((r) => r.status === 200)).toHaveLength(40);
+    } finally {
+      tls.createSecureContext = original;
+      await secure.stop();
     }
   });
 });
