@@ -118,7 +118,9 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   if (suffix !== undefined && options.tags && options.tags.length > 0) throw new UsageError(`"${destination}" names the image already; drop --tag or the :NAME suffix`);
   if (suffix !== undefined && imageEntries !== 1) throw new UsageError(`"${destination}" names one image, but ${imageEntries} are selected: pick one with --image`);
   const tags = suffix !== undefined && (writer.format === 'docker-archive' || tryParseReference(suffix)) ? [suffix] : options.tags;
-  const named = nameEntries(entries, tags, note);
+  // A registry destination is named by its reference: the entries' names are not written, so what is
+  // wrong with them (a tag-only OCI ref.name, as skopeo's oci:DIR:TAG writes) is no news for a push.
+  const named = nameEntries(entries, tags, remote ? () => {} : note);
   const wanted = [...(options.platform ? [options.platform] : []), ...(options.platforms ?? [])];
   const chosen = choosePlatforms(named, writer, wanted, note, options.anyPrimary === true);
   const toStdout = !remote && dest.path === '-';
