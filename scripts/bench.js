@@ -4,7 +4,9 @@
 // docs/benchmarks.md with the machine's description. BENCH_SCALE=small runs a reduced smoke version (CI).
 // `--only GROUP` (or BENCH_ONLY=GROUP) runs one group of rows: core (convert, export, squash, inspect,
 // verify), daemon (ferry load / save / squash against a private dockerd), bundle (bundle create / serve /
-// apply). With --only the results go to docs/benchmarks-<group>[-smoke].md.
+// apply), registry (ferry push / pull against skopeo on a loopback docker-registry 2.8.2, a pull killed
+// halfway, a second push of 20 images, peak RSS). With --only the results go to
+// docs/benchmarks-<group>[-smoke].md.
 import {spawn, spawnSync} from 'node:child_process';
 import {createHash, randomBytes} from 'node:crypto';
 import net from 'node:net';
@@ -20,7 +22,7 @@ const SCALE = process.env.BENCH_SCALE ?? (process.argv.includes('--small') ? 'sm
 const SMALL = SCALE === 'small';
 const onlyAt = process.argv.indexOf('--only');
 const ONLY = process.env.BENCH_ONLY ?? (onlyAt >= 0 ? process.argv[onlyAt + 1] : process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length));
-const GROUPS = ['core', 'daemon', 'bundle'];
+const GROUPS = ['core', 'daemon', 'bundle', 'registry'];
 if (ONLY !== undefined && !GROUPS.includes(ONLY)) {
   process.stderr.write(`bench: --only ${ONLY}: expected one of ${GROUPS.join(', ')}\n`);
   process.exit(2);
@@ -28,6 +30,7 @@ if (ONLY !== undefined && !GROUPS.includes(ONLY)) {
 const RUN_CORE = ONLY === undefined || ONLY === 'core';
 const RUN_DAEMON = ONLY === undefined || ONLY === 'daemon';
 const RUN_BUNDLE = ONLY === undefined || ONLY === 'bundle';
+const RUN_REGISTRY = ONLY === undefined || ONLY === 'registry';
 const RUNS = Number(process.env.BENCH_RUNS ?? (SMALL ? 1 : 3));
 /** Peers that take minutes on the large image (umoci unpack, docker export | import) run this often. */
 const SLOW_RUNS = SMALL ? 1 : Math.min(RUNS, 2);
@@ -49,16 +52,16 @@ const cleanup = async () => {
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => cleanup().finally(() => process.exit(130)));
 
 /** Runs `argv` under /usr/bin/time -v; returns {seconds, rssMiB} or throws with stderr. */
-function timed(argv, {env, shell} = {}) {
+function timed(argv, {env, shell, stdout} = {}) {
   const timeFile = path.join(work, 'time.txt');
   const cmd = shell ? ['sh', '-c', argv] : argv;
-  const r = spawnSync('/usr/bin/time', ['-v', '-o', timeFile, ...cmd], {env: {...process.env, ...env}, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26});
+  const r = spawnSync('/usr/bin/time', ['-v', '-o', timeFile, ...cmd], {env: {...process.env, ...env}, stdio: ['ignore', stdout ? 'pipe' : 'ignore', 'pipe'], maxBuffer: 1 << 26});
   if (r.status !== 0) throw new Error(`${shell ? argv : argv.join(' ')} failed (${r.status}): ${r.stderr.toString().slice(-600)}`);
   const text = readFileSync(timeFile, 'utf8');
   const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(text);
   const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(text);
   const seconds = Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]);
-  return {seconds, rssMiB: Number(rss[1]) / 1024};
+  return {seconds, rssMiB: Number(rss[1]) / 1024, ...(stdout ? {stdout: r.stdout.toString('utf8')} : {})};
 }
 
 const median = (xs) => {
@@ -352,7 +355,7 @@ function machine() {
     `- cores: ${os.availableParallelism()} × ${cpu}; memory ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
     `- node ${process.version}; ${os.type()} ${os.release()}`,
     `- disk (temp dir): ${df}`,
-    `- peers: skopeo ${version('skopeo', ['--version'])}; docker ${existsSync(DOCKER) ? version(DOCKER, ['--version']) : 'absent'}; umoci ${version('umoci', ['--version'])}; ${version('sha256sum', ['--version'])}`,
+    `- peers: skopeo ${version('skopeo', ['--version'])}; docker ${existsSync(DOCKER) ? version(DOCKER, ['--version']) : 'absent'}; umoci ${version('umoci', ['--version'])}; ${version('sha256sum', ['--version'])}; ${version('docker-registry', ['--version'])}`,
   ].join('\n');
 }
 
@@ -370,10 +373,173 @@ function target(name, holds, detail) {
   log(`target ${holds ? 'HOLDS' : 'MISSED'}: ${name} (${detail})`);
 }
 
+const MiB = 1 << 20;
+/** The registry rows' own images: a blob to kill a pull in, a layer for peak RSS, and shared bases for 20 images. */
+const REGISTRY_SIZES = SMALL ? {resume: 128 * MiB, rss: 256 * MiB, bases: [6e6, 3e6]} : {resume: 1024 * MiB, rss: 4096 * MiB, bases: [120e6, 60e6]};
+const FLEET = 20;
+let REGISTRY_IMAGES_NOTE = '';
+const registryNote = (large) => `Registry rows: Debian's docker-registry (distribution 2.8.2) on 127.0.0.1, plain HTTP, filesystem storage in the temp dir; each push run goes to a registry of its own, started for it (nothing is there, and skopeo's blob-info cache has no place to mount from); the image pushed and pulled is the large one (${(large.bytes / 1e6).toFixed(0)} MB / 5 layers, uncompressed); skopeo copies with --preserve-digests (the same uncompressed blobs ferry sends; its default gzips them on the way, a row of its own); the resume blob is ${REGISTRY_SIZES.resume / MiB} MiB of random data, the peak-RSS layer ${REGISTRY_SIZES.rss / MiB} MiB of zeros, the ${FLEET} images share two base layers of ${REGISTRY_SIZES.bases.map((b) => `${(b / 1e6).toFixed(0)} MB`).join(' and ')}.`;
+
+/** Where a pull keeps a blob's partial copy: `.DEST.ferry-pull/sha256-HEX.part` beside DEST. */
+const partFile = (dest, digest) => path.join(path.dirname(dest), `.${path.basename(dest)}.ferry-pull`, `sha256-${digest.slice('sha256:'.length)}.part`);
+
+/** Starts `ferry pull`, SIGKILLs it by its pid once `part` holds `bytes`; the size it was killed at (null: it finished first). */
+async function killPullAt(args, env, part, bytes) {
+  const child = spawn(FERRY[0], [...FERRY.slice(1), ...args], {env: {...process.env, ...env}, stdio: 'ignore'});
+  const exited = new Promise((r) => child.once('exit', r));
+  const deadline = Date.now() + 600_000;
+  let size = 0;
+  while (child.exitCode === null && child.signalCode === null && Date.now() < deadline) {
+    try {
+      size = statSync(part).size;
+    } catch {
+      size = 0;
+    }
+    if (size >= bytes) {
+      process.kill(child.pid, 'SIGKILL');
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+  await exited;
+  try {
+    return statSync(part).size;
+  } catch {
+    return null;
+  }
+}
+
+/** One layer of `size` bytes (random or zeros) as a legacy docker-archive. */
+function oneLayerImage(file, name, size, kind) {
+  return writeDockerArchive(file, name, [{dirs: ['data'], files: [{name: 'data/blob.bin', size, kind}], whiteouts: []}]);
+}
+
+/**
+ * Registry rows, against docker-registry 2.8.2 on loopback: push and pull of the large image against
+ * skopeo copy both ways, a pull killed halfway through a big blob and run again, a second push of
+ * images that share bases, and peak RSS pushing and pulling one big layer.
+ */
+async function registryRows(images) {
+  if (!has('docker-registry')) {
+    log('docker-registry absent: registry rows skipped');
+    return;
+  }
+  const large = images?.large ?? writeDockerArchive(path.join(work, 'large.docker.tar'), 'bench/large:1', planImage('large', SIZES.large));
+  const hasSkopeo = has('skopeo');
+  const reg = await startBenchRegistry('rows');
+  REGISTRY_IMAGES_NOTE = registryNote(large);
+  const home = mkdtempSync(path.join(work, 'home-'));
+  // Credentials, state and temp files of every tool in the work dir; nothing of the user's is read.
+  const env = {HOME: home, DOCKER_CONFIG: path.join(home, '.docker'), XDG_CONFIG_HOME: path.join(home, '.config'), XDG_RUNTIME_DIR: path.join(home, 'run'), FERRY_STATE_DIR: path.join(home, 'state'), REGISTRY_AUTH_FILE: path.join(home, 'auth.json'), TMPDIR: work};
+  try {
+    log(`docker-registry up on ${reg.host}`);
+    let seq = 0;
+    const fresh = (tool) => `${reg.host}/bench/${tool}-${++seq}:1`;
+
+    // (1) push, each run into a registry of its own: every blob goes up, and skopeo's blob-info cache
+    // (kept by registry host:port) cannot offer a mount from an earlier run.
+    const pushRuns = async (what, argvFor, runs = RUNS) => {
+      try {
+        const results = [];
+        for (let i = 0; i < runs; i++) {
+          const own = await startBenchRegistry(`push-${i}`);
+          try {
+            results.push(timed(argvFor(own.host), {env}));
+          } finally {
+            await own.stop();
+            rmSync(path.dirname(own.storage), {recursive: true, force: true});
+          }
+        }
+        return {seconds: median(results.map((r) => r.seconds)), rssMiB: Math.max(...results.map((r) => r.rssMiB))};
+      } catch (e) {
+        log(`${what} failed, column left empty: ${e.message.split('\n')[0]}`);
+        return undefined;
+      }
+    };
+    const fPush = await pushRuns('ferry push', (host) => [...FERRY, 'push', large.file, `${host}/bench/large:1`, '--quiet']);
+    if (!fPush) throw new Error('ferry push failed');
+    const sPush = hasSkopeo ? await pushRuns('skopeo copy → docker://', (host) => ['skopeo', 'copy', '-q', '--preserve-digests', '--dest-tls-verify=false', `docker-archive:${large.file}`, `docker://${host}/bench/large:1`]) : undefined;
+    row('push to registry 2.8.2', 'large', large.bytes, fPush, {peerName: 'skopeo copy --preserve-digests', peer: sPush});
+    if (sPush) target('large: push ≥ 1.5× faster than skopeo copy', sPush.seconds / fPush.seconds >= 1.5, `×${(sPush.seconds / fPush.seconds).toFixed(2)} (ferry ${fPush.seconds.toFixed(2)} s, skopeo ${sPush.seconds.toFixed(2)} s)`);
+    const sPushGz = hasSkopeo ? await pushRuns('skopeo copy (default, gzip) → docker://', (host) => ['skopeo', 'copy', '-q', '--dest-tls-verify=false', `docker-archive:${large.file}`, `docker://${host}/bench/large:1`], SLOW_RUNS) : undefined;
+    if (sPushGz) row('push to registry 2.8.2 (skopeo gzips on the way)', 'large', large.bytes, fPush, {peerName: 'skopeo copy (default)', peer: sPushGz});
+    const pushed = fresh('large');
+    timed([...FERRY, 'push', large.file, pushed, '--quiet'], {env});
+
+    // (2) pull of what ferry pushed: into a docker-archive, nothing beside it from an earlier run.
+    const out = path.join(work, 'pulled.tar');
+    const clean = () => {
+      rmSync(out, {force: true});
+      rmSync(path.join(work, '.pulled.tar.ferry-pull'), {recursive: true, force: true});
+    };
+    const fPull = measure([...FERRY, 'pull', pushed, out, '--quiet'], {env, prepare: clean});
+    clean();
+    const sOut = path.join(work, 'pulled-skopeo.tar');
+    const sPull = hasSkopeo ? tryMeasure('skopeo copy docker:// →', ['skopeo', 'copy', '-q', '--src-tls-verify=false', `docker://${pushed}`, `docker-archive:${sOut}:bench/large:1`], {env, prepare: rm(sOut)}) : undefined;
+    rmSync(sOut, {force: true});
+    row('pull from registry 2.8.2 → docker-archive', 'large', large.bytes, fPull, {peerName: 'skopeo copy', peer: sPull});
+    if (sPull) target('large: pull ≥ 1.5× faster than skopeo copy', sPull.seconds / fPull.seconds >= 1.5, `×${(sPull.seconds / fPull.seconds).toFixed(2)} (ferry ${fPull.seconds.toFixed(2)} s, skopeo ${sPull.seconds.toFixed(2)} s)`);
+
+    // (3) resume: a pull SIGKILLed at half of a big blob, then the same command again.
+    const resumeImage = oneLayerImage(path.join(work, 'resume.tar'), 'bench/resume:1', REGISTRY_SIZES.resume, 'random');
+    const resumeRef = fresh('resume');
+    timed([...FERRY, 'push', resumeImage.file, resumeRef, '--quiet'], {env});
+    rmSync(resumeImage.file, {force: true});
+    const blob = resumeImage.diffIds[0]; // uncompressed: the blob digest is the diffID
+    const resumeOut = path.join(work, 'resume-pulled.tar');
+    const blobBytes = REGISTRY_SIZES.resume + 3 * 512 + 1024; // dirs, header, end of archive: close enough for the kill point
+    const killedAt = await killPullAt(['pull', resumeRef, resumeOut, '--quiet'], env, partFile(resumeOut, blob), Math.floor(blobBytes / 2));
+    if (killedAt === null) log('resume: the pull finished before it could be killed at 50%');
+    const rerun = timed([...FERRY, 'pull', resumeRef, resumeOut, '--json'], {env, stdout: true});
+    const t = JSON.parse(rerun.stdout).transfer;
+    const share = t.fetchedBytes / (t.fetchedBytes + t.reusedBytes);
+    rows.push({task: `resume: pull killed at ${killedAt === null ? '?' : ((100 * killedAt) / (t.fetchedBytes + t.reusedBytes)).toFixed(0)}% of the blob, run again`, image: `${REGISTRY_SIZES.resume / MiB} MiB blob`, bytes: t.fetchedBytes, ferry: rerun});
+    log(`resume: killed at ${killedAt} bytes; the rerun fetched ${t.fetchedBytes} of ${t.fetchedBytes + t.reusedBytes} bytes (${(100 * share).toFixed(1)}%) in ${rerun.seconds.toFixed(2)} s`);
+    target(`resume: the rerun of a pull killed at 50% of a ${REGISTRY_SIZES.resume / MiB} MiB blob transfers ≤ 55% of it`, killedAt !== null && share <= 0.55, `${(100 * share).toFixed(1)}% (${(t.fetchedBytes / MiB).toFixed(1)} MiB fetched, ${(t.reusedBytes / MiB).toFixed(1)} MiB reused)`);
+    rmSync(resumeOut, {force: true});
+
+    // (4) 20 images sharing two base layers: pushed once, then again (nothing to upload).
+    const fleetDir = path.join(work, 'fleet');
+    const base = REGISTRY_SIZES.bases.map((size, i) => ({dirs: ['base'], files: [{name: `base/layer-${i}.txt`, size, kind: 'text'}], whiteouts: []}));
+    const fleet = Array.from({length: FLEET}, (_, i) => writeDockerArchive(path.join(fleetDir, `app-${i}.tar`), `bench/app-${i}:1`, [...base, {dirs: ['app'], files: [{name: `app/app-${i}.txt`, size: 100_000 + i, kind: 'text'}], whiteouts: []}]).file);
+    const fleetTarget = `${reg.host}/fleet`;
+    const first = timed([...FERRY, 'push', ...fleet, fleetTarget, '--all', '--json'], {env, stdout: true});
+    const firstT = JSON.parse(first.stdout).transfer;
+    rows.push({task: `first push of ${FLEET} images sharing 2 base layers (--all)`, image: 'fleet', bytes: firstT.uploadedBytes, ferry: first});
+    log(`fleet: first push ${first.seconds.toFixed(2)} s: ${firstT.uploaded} uploaded, ${firstT.mounted} mounted, ${firstT.skipped} skipped`);
+    const again = timed([...FERRY, 'push', ...fleet, fleetTarget, '--all', '--json'], {env, stdout: true});
+    const againT = JSON.parse(again.stdout).transfer;
+    rows.push({task: `second push of the ${FLEET} images (nothing to upload)`, image: 'fleet', bytes: 0, ferry: again});
+    target(`a second push of ${FLEET} images sharing bases: 0 blob uploads, under 2 s`, againT.uploaded === 0 && againT.uploadedBytes === 0 && again.seconds < 2, `${againT.uploaded} uploads (${againT.uploadedBytes} bytes), ${againT.skipped} blobs found by HEAD, ${again.seconds.toFixed(2)} s`);
+    rmSync(fleetDir, {recursive: true, force: true});
+
+    // (5) peak RSS pushing and pulling one big layer (zeros: sparse here, real bytes on the wire and in the registry).
+    const big = oneLayerImage(path.join(work, 'rss.tar'), 'bench/rss:1', REGISTRY_SIZES.rss, 'zeros');
+    const rssRef = fresh('rss');
+    const rssPush = timed([...FERRY, 'push', big.file, rssRef, '--quiet'], {env});
+    rmSync(big.file, {force: true});
+    const rssOut = path.join(work, 'rss-pulled.tar');
+    const rssPull = timed([...FERRY, 'pull', rssRef, rssOut, '--quiet'], {env});
+    rmSync(rssOut, {force: true});
+    const label = `${REGISTRY_SIZES.rss / MiB} MiB layer`;
+    rows.push({task: 'peak RSS: push to registry 2.8.2', image: label, bytes: REGISTRY_SIZES.rss, ferry: rssPush});
+    rows.push({task: 'peak RSS: pull from registry 2.8.2', image: label, bytes: REGISTRY_SIZES.rss, ferry: rssPull});
+    log(`rss: push ${rssPush.seconds.toFixed(2)} s ${rssPush.rssMiB.toFixed(0)} MiB; pull ${rssPull.seconds.toFixed(2)} s ${rssPull.rssMiB.toFixed(0)} MiB`);
+    const worst = Math.max(rssPush.rssMiB, rssPull.rssMiB) * 1.048576;
+    target(`peak RSS ≤ 200 MB pushing and pulling a ${label}`, worst <= 200, `push ${(rssPush.rssMiB * 1.048576).toFixed(0)} MB, pull ${(rssPull.rssMiB * 1.048576).toFixed(0)} MB`);
+  } finally {
+    await reg.stop();
+    rmSync(path.dirname(reg.storage), {recursive: true, force: true});
+    rmSync(home, {recursive: true, force: true});
+  }
+}
+
 async function main() {
   log(`scale ${SCALE}, ${RUNS} run(s) each (slow peers ${SLOW_RUNS}), rows ${ONLY ?? 'all'}, work dir ${work}`);
   const images = RUN_CORE ? await coreRows() : ONLY === 'daemon' ? await daemonOnly() : undefined;
   if (RUN_BUNDLE) await bundleRows();
+  if (RUN_REGISTRY) await registryRows(images);
   writeDoc(images);
 }
 
@@ -575,6 +741,7 @@ function writeDoc(images) {
         ]
       : []),
     ...(BUNDLE_IMAGES_NOTE ? [BUNDLE_IMAGES_NOTE, ''] : []),
+    ...(REGISTRY_IMAGES_NOTE ? [REGISTRY_IMAGES_NOTE, ''] : []),
     '## Results',
     '',
     '"speed-up" is the other tool\'s time divided by ferry\'s (above 1: ferry is faster); "of floor" is ferry\'s speed as a fraction of the floor\'s (cp or sha256sum of the same bytes).',

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {afterAll, describe, expect, it} from 'vitest';
 import {ROOT} from './helpers/cli.js';
+import {hasTool, IN_CI} from './helpers/peers.js';
 
 // The benchmark script keeps working: a reduced run (small images, one run each) end to end.
 // Timings are never asserted here; only that every row and target was produced.
@@ -25,5 +26,14 @@ describe('npm run bench (smoke scale)', () => {
       expect(doc).toContain(`| ${task} |`);
     }
     expect(doc).toMatch(/\| peak RSS under 200 MB for every command .* \| (yes|\*\*no\*\*) \|/);
+    // The registry rows need docker-registry (in CI it must be there).
+    if (IN_CI || hasTool('docker-registry')) {
+      for (const task of ['push to registry 2.8.2', 'pull from registry 2.8.2 → docker-archive', 'second push of the 20 images (nothing to upload)', 'peak RSS: push to registry 2.8.2', 'peak RSS: pull from registry 2.8.2']) {
+        expect(doc).toContain(`| ${task} |`);
+      }
+      expect(doc).toMatch(/\| resume: pull killed at \d+% of the blob, run again \|/);
+      expect(doc).toMatch(/\| resume: the rerun of a pull killed at 50% .* \| (yes|\*\*no\*\*) \|/);
+      expect(doc).toMatch(/\| a second push of 20 images sharing bases: 0 blob uploads, under 2 s \| (yes|\*\*no\*\*) \|/);
+    }
   }, 900_000);
 });

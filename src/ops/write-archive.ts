@@ -1,4 +1,4 @@
-import {readdir, rm} from 'node:fs/promises';
+import {readdir, rm, rmdir} from 'node:fs/promises';
 import path from 'node:path';
 import type {Writable} from 'node:stream';
 import pLimit from 'p-limit';
@@ -118,7 +118,9 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   if (suffix !== undefined && options.tags && options.tags.length > 0) throw new UsageError(`"${destination}" names the image already; drop --tag or the :NAME suffix`);
   if (suffix !== undefined && imageEntries !== 1) throw new UsageError(`"${destination}" names one image, but ${imageEntries} are selected: pick one with --image`);
   const tags = suffix !== undefined && (writer.format === 'docker-archive' || tryParseReference(suffix)) ? [suffix] : options.tags;
-  const named = nameEntries(entries, tags, note);
+  // A registry destination is named by its reference: the entries' names are not written, so what is
+  // wrong with them (a tag-only OCI ref.name, as skopeo's oci:DIR:TAG writes) is no news for a push.
+  const named = nameEntries(entries, tags, remote ? () => {} : note);
   const wanted = [...(options.platform ? [options.platform] : []), ...(options.platforms ?? [])];
   const chosen = choosePlatforms(named, writer, wanted, note, options.anyPrimary === true);
   const toStdout = !remote && dest.path === '-';
@@ -246,7 +248,11 @@ async function fetchRemoteLayers(
   const beside = destination === undefined ? undefined : await transferCacheBeside(destination);
   const dir = beside ?? path.join(await output.scratchDir(), 'fetched');
   progress.start('fetching', distinctBytes(layers));
-  const {fetched, stats} = await fetchLayers(layers, dir, {limits: settings.limits, jobs: settings.registry.jobs ?? DEFAULT_JOBS, onBytes: (n) => progress.advance(n), ...(progress.blob ? {trackBlob: (label: string, total: number) => progress.blob!(label, total)} : {}), signal});
+  const {fetched, stats} = await fetchLayers(layers, dir, {limits: settings.limits, jobs: settings.registry.jobs ?? DEFAULT_JOBS, onBytes: (n) => progress.advance(n), ...(progress.blob ? {trackBlob: (label: string, total: number) => progress.blob!(label, total)} : {}), signal}).catch(async (e: unknown) => {
+    // What was fetched right stays for the rerun; a directory left with nothing in it does not.
+    if (beside) await rmdir(beside).catch(() => {});
+    throw e;
+  });
   progress.stop();
   return {...replaceLayers(chosen.entries, chosen.primary, fetched), loose: loose.map((l) => fetched.get(l.descriptor.digest) ?? l), ...(beside ? {cache: beside} : {}), stats};
 }

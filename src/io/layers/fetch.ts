@@ -146,9 +146,14 @@ export async function fetchLayers(layers: readonly Layer[], dir: string, options
     throw ioError(e, dir);
   });
   const limit = pLimit(Math.max(1, options.jobs));
-  await Promise.all(
+  // After a failure no new blob is started, but the ones in flight are let finish: each ends checked
+  // (kept whole, or removed when its bytes are wrong), so a failed run leaves beside the destination
+  // only what is right and nothing is still writing there when the caller cleans up.
+  let failure: {error: unknown} | undefined;
+  await Promise.allSettled(
     [...distinct.values()].map((layer) =>
       limit(async () => {
+        if (failure) return;
         if (options.signal?.aborted) throw new FerryError('INTERRUPTED', `${layer.label}: fetch aborted`);
         const file = fileFor(dir, layer.descriptor.digest);
         const line = options.trackBlob?.(layer.descriptor.digest.slice(0, 19), layer.descriptor.size);
@@ -163,11 +168,11 @@ export async function fetchLayers(layers: readonly Layer[], dir: string, options
         }
         const region = new FileRange(file, 0, layer.descriptor.size, layer.label);
         fetched.set(layer.descriptor.digest, new FetchedLayer(layer.descriptor, layer.diffId, region, options.limits, layer.layerSource));
+      }).catch((e: unknown) => {
+        failure ??= {error: e};
       }),
     ),
-  ).catch((e: unknown) => {
-    limit.clearQueue();
-    throw e;
-  });
+  );
+  if (failure) throw failure.error;
   return {fetched, stats};
 }

@@ -41,8 +41,12 @@ export interface ApiRequest {
   what: string;
   /** Follow redirects (GET/HEAD of blobs and manifests): never for uploads. */
   followRedirects?: boolean;
-  /** Retry on failure (false for a streaming upload the caller resumes itself). */
-  retry?: boolean;
+  /**
+   * Retry on failure; false for none; 'status' for an upload whose body a broken connection may have
+   * left half-stored (the caller asks the registry where it stands): only statuses that say the body
+   * was refused whole (429, 5xx) are retried, honouring Retry-After.
+   */
+  retry?: boolean | 'status';
 }
 
 interface Challenge {
@@ -334,6 +338,42 @@ export class RegistryClient {
     await new Promise((resolve) => setTimeout(resolve, wait));
   }
 
+  /**
+   * A call whose whole answer is small (a manifest, a config) and read into memory, at most `limit`
+   * bytes (`tooBig` makes the error, given the size when known). A body that breaks off on the way
+   * is asked for again, with the same bounded backoff as a failed call.
+   */
+  async requestWhole(req: ApiRequest, limit: number, tooBig: (size?: number) => FerryError): Promise<{status: number; headers: IncomingHttpHeaders; body: Buffer}> {
+    const retries = req.retry === false ? 0 : (this.#options.retries ?? DEFAULT_RETRIES);
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.request(req);
+      const declared = Number(res.headers['content-length']);
+      if (declared > limit) {
+        res.body.destroy();
+        throw tooBig(declared);
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      try {
+        for await (const chunk of res.body) {
+          size += (chunk as Buffer).length;
+          if (size > limit) {
+            res.body.destroy();
+            throw tooBig(size);
+          }
+          chunks.push(chunk as Buffer);
+        }
+        if (!res.body.complete) throw Object.assign(new Error('connection closed early'), {code: 'ECONNRESET'});
+        return {status: res.status, headers: res.headers, body: Buffer.concat(chunks)};
+      } catch (e) {
+        if (e instanceof FerryError) throw e;
+        const why = `the answer broke off after ${size} bytes (${errorCode(e) ?? printable(String((e as Error)?.message ?? e))})`;
+        if (attempt >= retries) throw new FerryError('IO', `${req.what}: ${why}`);
+        await this.#sleep(attempt, undefined, why, req.what);
+      }
+    }
+  }
+
   /** One API call: authenticated, retried, redirected as asked; a status outside `ok` is an error naming `what`. */
   async request(req: ApiRequest): Promise<ApiResponse> {
     const base = await this.base();
@@ -357,7 +397,7 @@ export class RegistryClient {
       } catch (e) {
         const code = errorCode(e);
         if (this.#closed) throw new FerryError('INTERRUPTED', `${req.what}: the run ended`);
-        if (attempt < retries && code !== undefined && RETRY_ERRORS.has(code)) {
+        if (req.retry !== 'status' && attempt < retries && code !== undefined && RETRY_ERRORS.has(code)) {
           await this.#sleep(attempt++, undefined, `connection failed (${code})`, req.what);
           continue;
         }

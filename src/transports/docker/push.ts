@@ -1,5 +1,5 @@
 import {createHash} from 'node:crypto';
-import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
+import {mkdir, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
 import pLimit from 'p-limit';
@@ -31,6 +31,8 @@ import {fetchManifestIfAny} from './source.js';
 /** Blobs at least this big go up in chunks by default, so a restart continues them. */
 export const RESUMABLE_BLOB_BYTES = 256 << 20;
 const DEFAULT_CHUNK = 64 << 20;
+/** Chunks refused as too big (413) are halved down to this, and no further. */
+const MIN_REFUSED_CHUNK = 1 << 20;
 
 export function pushScope(repository: string): string {
   return `repository:${repository}:pull,push`;
@@ -41,6 +43,14 @@ export type PushStats = UploadStats;
 interface Session {
   location: string;
   offset: number;
+  /** OCI-Chunk-Min-Length, as the registry said when the session started or was asked about. */
+  minChunk?: number;
+}
+
+/** OCI-Chunk-Min-Length of an upload answer, when the registry names one. */
+function chunkMinimum(res: ApiResponse): {minChunk?: number} {
+  const value = Number(res.headers['oci-chunk-min-length']);
+  return Number.isSafeInteger(value) && value > 0 ? {minChunk: value} : {};
 }
 
 /** A journal of one blob's upload session, so a killed push continues where the registry has it. */
@@ -69,15 +79,26 @@ class Journal {
   }
 
   async clear(): Promise<void> {
-    if (this.#file) await rm(this.#file, {force: true});
+    if (!this.#file) return;
+    await rm(this.#file, {force: true});
+    // A run killed between writing its copy (`NAME.PID`) and renaming it left that copy: gone with the session.
+    const dir = path.dirname(this.#file);
+    const copy = `${path.basename(this.#file)}.`;
+    for (const name of await readdir(dir).catch(() => [] as string[])) if (name.startsWith(copy)) await rm(path.join(dir, name), {force: true});
   }
 }
 
-/** "0-N" (distribution's inclusive committed range) → the next offset. */
-function committedOffset(res: ApiResponse): number | undefined {
+/**
+ * "0-N" (distribution's inclusive committed range) → the next offset. An empty session says "0-0"
+ * too (distribution, and the registries that copy it), so asking a session where it stands reads
+ * "0-0" as nothing committed (`status`): a cut never stops after exactly one byte, while taking it
+ * for one byte would skip the blob's first byte. After an accepted chunk it is that one byte.
+ */
+function committedOffset(res: ApiResponse, status = false): number | undefined {
   const range = res.headers.range;
   const m = typeof range === 'string' ? /^(?:bytes=)?0-(\d+)$/.exec(range.trim()) : null;
-  return m ? Number(m[1]) + 1 : undefined;
+  if (!m) return undefined;
+  return status && m[1] === '0' ? 0 : Number(m[1]) + 1;
 }
 
 export interface PushOptions extends Pick<FormatWriteOptions, 'onBytes' | 'signal' | 'omitBlobs' | 'trackBlob'> {
@@ -111,17 +132,17 @@ export class Pusher {
 
   async #startSession(what: string): Promise<Session> {
     const res = await this.client.request({method: 'POST', target: `/v2/${this.#repo}/blobs/uploads/`, headers: {'Content-Length': '0'}, scopes: [pushScope(this.#repo)], ok: [202], what});
-    return {location: await this.#location(res, what), offset: 0};
+    return {location: await this.#location(res, what), offset: 0, ...chunkMinimum(res)};
   }
 
   /** Where a journaled session stands, or undefined when the registry no longer knows it. */
   async #resumeSession(session: Session, what: string): Promise<Session | undefined> {
     try {
       const res = await this.client.request({method: 'GET', target: new URL(session.location), scopes: [pushScope(this.#repo)], ok: [204, 200], what, retry: false});
-      const offset = committedOffset(res);
+      const offset = committedOffset(res, true);
       res.body.resume();
       if (offset === undefined) return res.status === 204 && res.headers.range === undefined ? undefined : undefined;
-      return {location: await this.#location(res, what).catch(() => session.location), offset};
+      return {location: await this.#location(res, what).catch(() => session.location), offset, ...chunkMinimum(res)};
     } catch {
       return undefined;
     }
@@ -150,7 +171,7 @@ export class Pusher {
         this.options.onBytes?.(size);
         return;
       }
-      session = {location: await this.#location(res, what), offset: 0};
+      session = {location: await this.#location(res, what), offset: 0, ...chunkMinimum(res)};
     }
     const journal = new Journal(this.options.registry.stateDir, `${this.client.host}/${this.#repo}@${digest}`);
     const journaled = await journal.read();
@@ -158,42 +179,61 @@ export class Pusher {
     session ??= await this.#startSession(what);
     const forced = this.options.registry.chunkSize ?? 0;
     const chunked = forced > 0 || size >= RESUMABLE_BLOB_BYTES || session.offset > 0;
+    let chunk = forced > 0 ? forced : DEFAULT_CHUNK;
     // The bytes as they go out: a progress line of its own for this blob.
     const line = this.options.trackBlob?.(digest.slice(0, 19), size);
     const sent = (body: Readable): Readable => (line ? body.on('data', (c: Buffer) => line.advance(c.length)) : body);
     try {
       if (!chunked) {
-        const done = await this.#putWhole(session, digest, member, size, what, sent);
-        if (done) {
+        const outcome = await this.#putWhole(session, digest, member, size, what, sent);
+        if (outcome === 'done') {
           await journal.clear();
           return;
         }
-        session = await this.#startSession(what); // 413: the registry wants it in pieces
+        if (outcome === 'too-large') {
+          // 413: the registry wants it in pieces smaller than the whole.
+          chunk = Math.min(chunk, Math.max(MIN_REFUSED_CHUNK, Math.floor(size / 2)));
+          session = await this.#startSession(what);
+        } else {
+          // The connection broke mid-body, and the registry may have kept what arrived: the same PUT
+          // again would add the whole blob after it. Ask where the session stands and send the rest
+          // in chunks, or start a new session when the registry cannot say.
+          this.stats.retries++;
+          this.options.registry.onRetry?.(`${what}: the upload broke off (${outcome.message}); asking the registry where it stands`);
+          session = (await this.#resumeSession(session, what)) ?? (await this.#startSession(what));
+        }
       }
-      await this.#putChunks(session, digest, member, size, what, journal, forced > 0 ? forced : DEFAULT_CHUNK, sent);
+      await this.#putChunks(session, digest, member, size, what, journal, chunk, sent);
       await journal.clear();
     } finally {
       line?.done();
     }
   }
 
-  /** A monolithic PUT; false when the registry refuses the size (413). */
-  async #putWhole(session: Session, digest: Digest, member: Member, size: number, what: string, sent: (body: Readable) => Readable): Promise<boolean> {
+  /** A monolithic PUT: done, refused as too big (413), or broken off mid-body (the error, to say why). */
+  async #putWhole(session: Session, digest: Digest, member: Member, size: number, what: string, sent: (body: Readable) => Readable): Promise<'done' | 'too-large' | FerryError> {
     const url = new URL(session.location);
     url.searchParams.set('digest', digest);
-    const res = await this.client.request({
-      method: 'PUT',
-      target: url,
-      headers: {'Content-Type': 'application/octet-stream', 'Content-Length': String(size)},
-      body: () => sent(memberBytes(member, 0, size)),
-      scopes: [pushScope(this.#repo)],
-      ok: [201, 413],
-      what,
-    });
+    let res: ApiResponse;
+    try {
+      res = await this.client.request({
+        method: 'PUT',
+        target: url,
+        headers: {'Content-Type': 'application/octet-stream', 'Content-Length': String(size)},
+        body: () => sent(memberBytes(member, 0, size)),
+        scopes: [pushScope(this.#repo)],
+        ok: [201, 413],
+        what,
+        retry: 'status',
+      });
+    } catch (e) {
+      if (e instanceof FerryError && e.code === 'IO') return e;
+      throw e;
+    }
     res.body.resume();
-    if (res.status === 413) return false;
+    if (res.status === 413) return 'too-large';
     this.#uploaded(size, res, digest, what);
-    return true;
+    return 'done';
   }
 
   #uploaded(size: number, res: ApiResponse, digest: Digest, what: string): void {
@@ -211,7 +251,8 @@ export class Pusher {
    */
   async #putChunks(start: Session, digest: Digest, member: Member, size: number, what: string, journal: Journal, chunkSize: number, sent: (body: Readable) => Readable): Promise<void> {
     let session = start;
-    let chunk = chunkSize;
+    // A registry's minimum comes with the session (POST) or its status (GET), before the first chunk.
+    let chunk = Math.max(chunkSize, start.minChunk ?? 0);
     let failures = 0;
     const retries = this.options.registry.retries ?? 5;
     while (session.offset < size) {
@@ -226,7 +267,7 @@ export class Pusher {
           scopes: [pushScope(this.#repo)],
           ok: [202, 413, 416],
           what,
-          retry: false,
+          retry: 'status',
         });
       } catch (e) {
         if (++failures > retries || (e instanceof FerryError && e.code !== 'IO' && e.code !== 'REGISTRY')) throw e;
@@ -238,8 +279,10 @@ export class Pusher {
       const minimum = Number(res.headers['oci-chunk-min-length']);
       if (res.status === 413) {
         res.body.resume();
-        if (chunk <= 1 << 20) throw new FerryError('REGISTRY', `${what}: the registry refuses even 1 MiB chunks (413)`);
-        chunk = Math.max(1 << 20, Math.floor(chunk / 2));
+        // Half of what was refused (the last chunk of a blob may be much smaller than `chunk`).
+        const refused = end - session.offset;
+        if (refused <= MIN_REFUSED_CHUNK) throw new FerryError('REGISTRY', `${what}: the registry refuses even ${refused}-byte chunks (413)`);
+        chunk = Math.max(MIN_REFUSED_CHUNK, Math.floor(refused / 2));
         continue;
       }
       if (res.status === 416) {

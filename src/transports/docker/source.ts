@@ -1,6 +1,6 @@
 import {Readable} from 'node:stream';
 import pLimit from 'p-limit';
-import {DigestMismatchError, FerryError, SizeMismatchError} from '../../errors.js';
+import {DigestMismatchError, FerryError, printable, SizeMismatchError} from '../../errors.js';
 import {ANNOTATION_REF_NAME, artifactKind} from '../../formats/layout/read.js';
 import {openChecked} from '../../io/blobs/checked-read.js';
 import {sniffCompression, SNIFF_BYTES} from '../../io/compress/sniff.js';
@@ -17,6 +17,9 @@ import {formatRegistryRef, manifestReference, type RegistryRef} from './referenc
 /** Every manifest type a registry may answer with (the Accept header of a manifest GET). */
 export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ');
 
+/** Content types that name no document type: a server that does not know better (no header, plain JSON, bytes). */
+const GENERIC_CONTENT_TYPES = new Set(['', 'application/json', 'application/octet-stream', 'binary/octet-stream', 'text/plain']);
+
 export function pullScope(repository: string): string {
   return `repository:${repository}:pull`;
 }
@@ -30,35 +33,26 @@ export async function fetchManifest(client: RegistryClient, repository: string, 
 
 /** fetchManifest, or undefined when the registry has no such manifest (404) and `optional`. */
 export async function fetchManifestIfAny(client: RegistryClient, repository: string, reference: string, what: string, expect?: Descriptor, optional = true): Promise<RawDocument | undefined> {
-  const res = await client.request({method: 'GET', target: `/v2/${repository}/manifests/${reference}`, headers: {Accept: MANIFEST_ACCEPT}, scopes: [pullScope(repository)], ok: optional ? [200, 404] : [200], what, followRedirects: true});
-  if (res.status === 404) {
-    res.body.resume();
-    return undefined;
-  }
-  const declared = Number(res.headers['content-length']);
-  if (declared > MAX_MANIFEST_BYTES) {
-    res.body.destroy();
-    throw new FerryError('LIMIT_EXCEEDED', `${what}: the manifest is ${declared} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit registries keep to`);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res.body) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_MANIFEST_BYTES) {
-      res.body.destroy();
-      throw new FerryError('LIMIT_EXCEEDED', `${what}: the manifest is over the ${MAX_MANIFEST_BYTES}-byte limit registries keep to`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  const bytes = Buffer.concat(chunks);
+  const res = await client.requestWhole(
+    {method: 'GET', target: `/v2/${repository}/manifests/${reference}`, headers: {Accept: MANIFEST_ACCEPT}, scopes: [pullScope(repository)], ok: optional ? [200, 404] : [200], what, followRedirects: true},
+    MAX_MANIFEST_BYTES,
+    (size) => new FerryError('LIMIT_EXCEEDED', size === undefined ? `${what}: the manifest is over the ${MAX_MANIFEST_BYTES}-byte limit registries keep to` : `${what}: the manifest is ${size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit registries keep to`),
+  );
+  if (res.status === 404) return undefined;
+  const bytes = res.body;
   const digest = sha256Of(bytes);
   if (isDigest(reference) && reference.startsWith('sha256:') && digest !== reference) throw new DigestMismatchError(`${what}: manifest`, reference, digest);
   const claimed = res.headers['docker-content-digest'];
   if (typeof claimed === 'string' && claimed.startsWith('sha256:') && claimed !== digest) throw new DigestMismatchError(`${what}: manifest (the registry's Docker-Content-Digest)`, claimed, digest);
   if (expect && expect.size !== bytes.length) throw new SizeMismatchError(`${what}: manifest ${expect.digest}`, expect.size, bytes.length);
   const parsed = parseJson(bytes, `${what}: manifest`);
-  const contentType = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
+  const contentType = String(res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   const mediaType = isRecord(parsed) && typeof parsed.mediaType === 'string' ? parsed.mediaType : contentType || expect?.mediaType || '';
+  // The registry's Content-Type says what the document is: one that contradicts the bytes (an HTML page,
+  // another manifest type) is refused, as containers/image would fail on it. Generic types pass.
+  if (!GENERIC_CONTENT_TYPES.has(contentType) && contentType !== mediaType.toLowerCase()) {
+    throw new FerryError('REGISTRY', `${what}: the registry served the manifest as "${printable(contentType)}", but its bytes are ${mediaType ? `a "${printable(mediaType)}"` : 'no manifest type'}`);
+  }
   if (!isManifestMediaType(mediaType) && !isIndexMediaType(mediaType) && !(expect && artifactKind(expect, parsed))) {
     throw new FerryError('REGISTRY', `${what}: the registry answered a document of media type "${mediaType || contentType}", not a manifest or index`);
   }
@@ -178,18 +172,8 @@ function remember(ctx: Context, descriptors: readonly Descriptor[]): void {
 }
 
 async function fetchBlobBytes(ctx: Context, d: Descriptor, what: string): Promise<Buffer> {
-  const res = await ctx.client.request({method: 'GET', target: `/v2/${ctx.repository}/blobs/${d.digest}`, scopes: [pullScope(ctx.repository)], ok: [200], what, followRedirects: true});
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res.body) {
-    size += (chunk as Buffer).length;
-    if (size > Math.max(d.size, 0) || size > MAX_MANIFEST_BYTES * 4) {
-      res.body.destroy();
-      throw new SizeMismatchError(what, d.size, size);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  const bytes = Buffer.concat(chunks);
+  const res = await ctx.client.requestWhole({method: 'GET', target: `/v2/${ctx.repository}/blobs/${d.digest}`, scopes: [pullScope(ctx.repository)], ok: [200], what, followRedirects: true}, Math.min(Math.max(d.size, 0), MAX_MANIFEST_BYTES * 4), (size) => new SizeMismatchError(what, d.size, size ?? d.size + 1));
+  const bytes = res.body;
   if (bytes.length !== d.size) throw new SizeMismatchError(what, d.size, bytes.length);
   const digest = sha256Of(bytes);
   if (d.digest.startsWith('sha256:') && digest !== d.digest) throw new DigestMismatchError(what, d.digest, digest);
