@@ -126,6 +126,7 @@ export async function pullImages(refs: readonly string[], destination: string, o
       try {
         const archive = await openArchive(source, {settings, ...(options.stdin ? {stdin: options.stdin} : {}), ...(options.referrers ? {referrers: true} : {})});
         archives.push(archive);
+        if (!archive.entries.some((e) => !isArtifact(e.root))) options.note?.(`${item.ref}: an artifact (${archive.entries.map((e) => (isArtifact(e.root) ? e.root.artifactType : '')).join(', ')}), not a runnable image: written as content`);
         for (const entry of archive.entries) {
           const digest = entry.descriptor?.digest;
           if (!isArtifact(entry.root) && digest !== undefined) item.digest = digest;

@@ -163,6 +163,11 @@ export class RegistryClient {
   readonly #pending = new Map<string, Promise<void>>();
   #credential: Promise<Credential | undefined> | undefined;
   #basic: string | undefined;
+  /** Attempts after the first for a failed request or a broken body (--retry). */
+  get retries(): number {
+    return this.#options.retries ?? DEFAULT_RETRIES;
+  }
+
   /** Counts of what happened, for summaries (retries). */
   readonly stats = {retries: 0, requests: 0};
 

@@ -76,7 +76,7 @@ export class RemoteBlob implements Blob {
   openCompressed(options: OpenOptions = {}): Readable {
     const start = options.start ?? 0;
     const {client, repository, descriptor, label} = this;
-    const retries = 5;
+    const retries = client.retries;
     async function* bytes(): AsyncGenerator<Buffer> {
       let got = start;
       for (let attempt = 0; ; attempt++) {
