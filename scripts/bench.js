@@ -829,8 +829,9 @@ function check() {
   }
   log(`--check: ${compared} ratios compared with ${path.relative(ROOT, DOC)}; ${worse.length} more than 25% worse`);
   for (const w of worse) log(`  worse: ${w}`);
+  // The new figures: on stdout, and kept where BENCH_OUT named (the temp file otherwise goes).
   process.stdout.write(readFileSync(OUT_DOC, 'utf8'));
-  rmSync(OUT_DOC, {force: true});
+  if (!process.env.BENCH_OUT) rmSync(OUT_DOC, {force: true});
   return worse.length > 0 || compared === 0 ? 1 : 0;
 }
 
