@@ -120,7 +120,7 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   const tags = suffix !== undefined && (writer.format === 'docker-archive' || tryParseReference(suffix)) ? [suffix] : options.tags;
   // A registry destination is named by its reference: the entries' names are not written, so what is
   // wrong with them (a tag-only OCI ref.name, as skopeo's oci:DIR:TAG writes) is no news for a push.
-  const named = nameEntries(entries, tags, remote ? () => {} : note);
+  const named = nameEntries(entries, tags, writer.format === 'oci' || writer.format === 'oci-archive', remote ? () => {} : note);
   const wanted = [...(options.platform ? [options.platform] : []), ...(options.platforms ?? [])];
   const chosen = choosePlatforms(named, writer, wanted, note, options.anyPrimary === true);
   const toStdout = !remote && dest.path === '-';
@@ -313,9 +313,10 @@ async function describeReplacedLayout(dir: string, force: boolean, settings: Set
 
 /**
  * Names normalised to full references with a tag (docker.io/library/demo:1), the form writers turn
- * into RepoTags (familiar) and index.json annotations. `tags` replace the entry's names.
+ * into RepoTags (familiar) and index.json annotations. `tags` replace the entry's names. A tag-only
+ * OCI ref.name stays as it is where the output is an OCI layout (`keepTagOnly`), which names by it too.
  */
-function nameEntries(entries: readonly ArchiveEntry[], tags: readonly string[] | undefined, note: (m: string) => void): ArchiveEntry[] {
+function nameEntries(entries: readonly ArchiveEntry[], tags: readonly string[] | undefined, keepTagOnly: boolean, note: (m: string) => void): ArchiveEntry[] {
   if (tags && tags.length > 0) {
     const names = tags.map((tag) => {
       const ref = tryParseReference(tag);
@@ -341,6 +342,10 @@ function nameEntries(entries: readonly ArchiveEntry[], tags: readonly string[] |
       if (ref.tag === undefined && !name.includes('/')) {
         // An OCI ref.name that is a tag alone ("v1", "latest": the spec's example, skopeo's and
         // umoci's oci:DIR:TAG) names no repository; read as one it would become the image v1:latest.
+        if (keepTagOnly) {
+          if (!names.includes(name)) names.push(name);
+          continue;
+        }
         note(`"${name}" is a tag, not an image name (an OCI ref.name); the image is written without it (name it with --tag)`);
         continue;
       }

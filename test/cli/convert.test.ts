@@ -285,6 +285,32 @@ describe.skipIf(peerMissing('python3', 'jq'))('ferry convert (CLI)', () => {
     expect(missing.stderr).toMatch(/no image matches "nope:1" \(images: ferry-fixture\/edge:1, ferry-fixture\/edge:latest; ferry-fixture\/edge-child:1\)/);
   });
 
+  it('a tag-only OCI ref.name (skopeo\'s oci:DIR:TAG) stays the ref.name of an OCI output and names nothing in a docker-archive', () => {
+    const dir = fresh('tag-only');
+    const layout = path.join(dir, 'src');
+    cpSync(PODMAN_OCI, layout, {recursive: true});
+    const index = JSON.parse(readFileSync(path.join(layout, 'index.json'), 'utf8')) as {manifests: Array<{digest: string; annotations: Record<string, string>}>};
+    index.manifests[0]!.annotations = {'org.opencontainers.image.ref.name': 'v1'};
+    writeFileSync(path.join(layout, 'index.json'), JSON.stringify(index));
+    for (const form of ['oci', 'oci-archive'] as const) {
+      const out = path.join(dir, `out-${form}`);
+      const r = ferry(['convert', `oci:${layout}`, `${form}:${out}`]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toBe('');
+      const written = form === 'oci'
+        ? readFileSync(path.join(out, 'index.json'), 'utf8')
+        : execFileSync('tar', ['-xOf', out, 'index.json'], {encoding: 'utf8'});
+      const entries = (JSON.parse(written) as typeof index).manifests;
+      expect(entries.map((e) => [e.digest, e.annotations])).toEqual([[index.manifests[0]!.digest, {'org.opencontainers.image.ref.name': 'v1'}]]);
+    }
+    const archive = path.join(dir, 'out.tar');
+    const r = ferry(['convert', `oci:${layout}`, `docker-archive:${archive}`]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/"v1" is a tag, not an image name/);
+    const manifest = JSON.parse(execFileSync('tar', ['-xOf', archive, 'manifest.json'], {encoding: 'utf8'})) as Array<{RepoTags: string[] | null}>;
+    expect(manifest.map((m) => m.RepoTags ?? [])).toEqual([[]]);
+  });
+
   it('prints one result line, or JSON with --json whose byte count is the file size', () => {
     const dir = fresh('summary');
     const out = path.join(dir, 'out.tar');

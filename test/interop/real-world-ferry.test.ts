@@ -236,7 +236,8 @@ describe.skipIf(peerMissing('skopeo', 'umoci', 'oci-image-tool', 'buildah', 'doc
     const out = path.join(dir, 'b-alone');
     mkdirSync(out, {recursive: true});
     ok(['convert', `oci:${b.dir}`, `oci:${path.join(out, 'l')}`, '--image', b.image.manifestDigest]);
-    const copy = runRaw('skopeo', ['copy', `oci:${path.join(out, 'l')}:docker.io/library/v1:latest`, `oci:${path.join(out, 'alone')}:v1`]);
+    // The source's tag-only ref.name ("v1", as skopeo's oci:DIR:v1 writes) names the image in the OCI output too.
+    const copy = runRaw('skopeo', ['copy', `oci:${path.join(out, 'l')}:v1`, `oci:${path.join(out, 'alone')}:v1`]);
     expect(copy.status, copy.stderr).toBe(0);
     const r = runRaw('oci-image-tool', ['validate', '--type', 'image', '--ref', 'name=v1', path.join(out, 'alone')]);
     expect(r.status, r.stdout + r.stderr).toBe(0);

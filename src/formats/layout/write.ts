@@ -296,7 +296,7 @@ export function indexFor(index: ImageIndex, children: readonly Descriptor[], for
   return document(out, MediaType.ociIndex);
 }
 
-/** How index.json names an image: the annotations for one full name (docker.io/library/demo:1). */
+/** How index.json names an image: the annotations for one full name (docker.io/library/demo:1), or an OCI tag-only ref.name. */
 export type NameAnnotations = (fullName: string) => Record<string, string>;
 
 /**
@@ -313,7 +313,9 @@ export const dockerSaveNames: NameAnnotations = (full) => {
  * load and ctr import read first, plus the full name in ref.name — what podman save writes and what
  * `skopeo copy oci-archive:FILE:NAME` and `umoci --image DIR:NAME` match verbatim.
  */
-export const ociLayoutNames: NameAnnotations = (full) => ({[ANNOTATION_CONTAINERD_NAME]: full, [ANNOTATION_REF_NAME]: full});
+export const ociLayoutNames: NameAnnotations = (name) =>
+  // A full name always has a '/' (docker.io/library/…); without one it is a tag-only ref.name kept as read.
+  name.includes('/') ? {[ANNOTATION_CONTAINERD_NAME]: name, [ANNOTATION_REF_NAME]: name} : {[ANNOTATION_REF_NAME]: name};
 
 /**
  * index.json: one descriptor per name (so every name can be picked), one bare descriptor for an
@@ -333,7 +335,7 @@ export function indexJson(roots: LayoutPlan['roots'], names: NameAnnotations, re
     if (entry.descriptor?.platform && !isIndexMediaType(descriptor.mediaType)) base.platform = entry.descriptor.platform;
     if (refName !== undefined) {
       // skopeo's `oci:DIR:REF`: REF as given; containerd's full name beside it when REF is a reference.
-      manifests.push(descriptorJson({...base, annotations: {...kept, ...(entry.names[0] ? {[ANNOTATION_CONTAINERD_NAME]: entry.names[0]} : {}), [ANNOTATION_REF_NAME]: refName}}));
+      manifests.push(descriptorJson({...base, annotations: {...kept, ...(entry.names[0]?.includes('/') ? {[ANNOTATION_CONTAINERD_NAME]: entry.names[0]} : {}), [ANNOTATION_REF_NAME]: refName}}));
       continue;
     }
     if (entry.names.length === 0) manifests.push(descriptorJson(Object.keys(kept).length > 0 ? {...base, annotations: kept} : base));
