@@ -76,17 +76,11 @@ export interface WriteSummary {
   loaded?: string[];
 }
 
-export interface TransferSummary {
+/** What crossed the network: the upload counts (UploadStats) plus what a registry source fetched. */
+export interface TransferSummary extends UploadStats {
   /** Layer bytes downloaded in this run, and found here from an earlier one. */
   fetchedBytes: number;
   reusedBytes: number;
-  /** Blob bytes uploaded, and already in the registry (or mounted). */
-  uploadedBytes: number;
-  skippedBytes: number;
-  uploaded: number;
-  skipped: number;
-  mounted: number;
-  retries: number;
 }
 
 /**

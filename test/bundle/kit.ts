@@ -4,7 +4,7 @@
  * what the peers say (skopeo's digests, tar's member list). Expected values always come from skopeo,
  * tar, sha256sum or the bytes we built; never from ferry's own output.
  */
-import {spawn} from 'node:child_process';
+import {execAsync, type ExecOptions, type ExecResult} from '../helpers/exec.js';
 import {createHash, randomBytes} from 'node:crypto';
 import {chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs';
 import os from 'node:os';
@@ -14,36 +14,11 @@ import {makeBuildah} from '../helpers/daemons.js';
 
 export const sha256 = (data: Buffer | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
-export interface Exec {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  stdoutBytes: Buffer;
-}
+export type Exec = ExecResult;
 
 /** Runs a command without blocking the event loop; killed by its own pid after `timeoutMs`. */
-export async function exec(cmd: string, args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string} = {}): Promise<Exec> {
-  return await new Promise<Exec>((resolve, reject) => {
-    const child = spawn(cmd, args, {stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: options.env ?? process.env, ...(options.cwd ? {cwd: options.cwd} : {})});
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    if (options.input !== undefined && child.stdin) {
-      child.stdin.on('error', () => {});
-      child.stdin.end(options.input);
-    }
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-    }, options.timeoutMs ?? 150_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const stdoutBytes = Buffer.concat(out);
-      resolve({code, signal, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes});
-    });
-  });
+export async function exec(cmd: string, args: string[], options: ExecOptions = {}): Promise<Exec> {
+  return await execAsync(cmd, args, {timeoutMs: 150_000, ...options});
 }
 
 export async function execOk(cmd: string, args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number} = {}): Promise<string> {

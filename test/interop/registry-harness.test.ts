@@ -4,7 +4,7 @@
  * the in-process fake registry round-trips an image with skopeo and shows each fault switch doing
  * what it says. Expected values come from skopeo, the registry's own headers, or the bytes we sent.
  */
-import {spawn} from 'node:child_process';
+import {execAsync, type ExecResult} from '../helpers/exec.js';
 import {X509Certificate, createHash, randomBytes} from 'node:crypto';
 import {mkdtempSync, readFileSync, readdirSync, rmSync, statSync} from 'node:fs';
 import http from 'node:http';
@@ -25,33 +25,8 @@ const OCI_INDEX = MANIFEST_MEDIA_TYPES.ociIndex;
 
 const sha256 = (data: Buffer | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
-interface ExecResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs a peer without blocking the event loop: the fake registry and the token server live in this
- * process, so a spawnSync'd skopeo would wait forever for them. Killed by its own pid after 90 s.
- */
-async function exec(cmd: string, args: string[]): Promise<ExecResult> {
-  return await new Promise<ExecResult>((resolve, reject) => {
-    const child = spawn(cmd, args, {stdio: ['ignore', 'pipe', 'pipe']});
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-    }, 90_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8')});
-    });
-  });
-}
+/** The fake registry and the token server live in this process: peers run without blocking it. */
+const exec = (cmd: string, args: string[]): Promise<ExecResult> => execAsync(cmd, args, {timeoutMs: 90_000});
 
 async function execOk(cmd: string, args: string[]): Promise<string> {
   const r = await exec(cmd, args);

@@ -6,7 +6,7 @@
  * digests computed here, a raw distribution-API pusher that is neither ferry nor skopeo, and the
  * check that no secret reaches stdout, stderr, --json or --report.
  */
-import {spawn} from 'node:child_process';
+import {execAsync, type ExecOptions, type ExecResult} from '../helpers/exec.js';
 import {createHash, randomBytes} from 'node:crypto';
 import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import http from 'node:http';
@@ -83,34 +83,11 @@ export function makeSandbox(prefix = 'freg-auth-'): Sandbox {
   };
 }
 
-export interface ExecResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type {ExecResult};
 
-/** A child run without blocking the event loop (token server, fake registry and proxies live here), killed by its own pid after `timeoutMs`. */
-export async function exec(cmd: string, args: string[], options: {env?: NodeJS.ProcessEnv; input?: string | Buffer; timeoutMs?: number} = {}): Promise<ExecResult> {
-  return await new Promise<ExecResult>((resolve, reject) => {
-    const child = spawn(cmd, args, {stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env});
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-    }, options.timeoutMs ?? 90_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8')});
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(options.input ?? '');
-  });
+/** A child run without blocking the event loop (token server, fake registry and proxies live here). */
+export async function exec(cmd: string, args: string[], options: ExecOptions = {}): Promise<ExecResult> {
+  return await execAsync(cmd, args, {timeoutMs: 90_000, ...options});
 }
 
 export async function execOk(cmd: string, args: string[], options: {env?: NodeJS.ProcessEnv; input?: string | Buffer} = {}): Promise<string> {

@@ -3,7 +3,7 @@
  * loop, what skopeo and the registry say about a reference (the expected values), and a small
  * multi-platform OCI layout whose digests are computed here from the bytes written (never by ferry).
  */
-import {spawn} from 'node:child_process';
+import {execAsync, type ExecOptions, type ExecResult} from '../helpers/exec.js';
 import {createHash} from 'node:crypto';
 import {mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync} from 'node:fs';
 import os from 'node:os';
@@ -14,36 +14,11 @@ import type {RunningRegistry} from '../helpers/registry.js';
 
 export const sha256 = (data: Uint8Array | string): Digest => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
-export interface ExecResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  stdoutBytes: Buffer;
-}
+export type {ExecResult};
 
-/** Runs a process with an async spawn (never blocks the loop), killed by its own pid after `timeoutMs`. */
-export async function exec(cmd: string, args: string[], opts: {env?: NodeJS.ProcessEnv; cwd?: string; input?: string | Buffer; timeoutMs?: number} = {}): Promise<ExecResult> {
-  return await new Promise<ExecResult>((resolve, reject) => {
-    const child = spawn(cmd, args, {stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT});
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-    }, opts.timeoutMs ?? 120_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const stdoutBytes = Buffer.concat(out);
-      resolve({code, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes});
-    });
-  });
+/** Runs a process with an async spawn (never blocks the loop), in the repository root unless `cwd` says otherwise. */
+export async function exec(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  return await execAsync(cmd, args, {cwd: ROOT, ...opts});
 }
 
 export async function execOk(cmd: string, args: string[], opts: {env?: NodeJS.ProcessEnv; input?: string | Buffer} = {}): Promise<ExecResult> {

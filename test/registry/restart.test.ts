@@ -7,7 +7,7 @@
  * committed offset). A rerun with nothing to do moves no blob bytes; a `.part` whose bytes were changed
  * is found out and fetched again, and nothing wrong lands. Needs `npm run build`.
  */
-import {spawn} from 'node:child_process';
+import {execAsync, type ExecResult} from '../helpers/exec.js';
 import {closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync} from 'node:fs';
 import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
@@ -30,24 +30,8 @@ interface Transfer {
 
 const transferOf = (run: FerryRun): Transfer => (JSON.parse(run.stdout) as {transfer: Transfer}).transfer;
 
-/** A peer run without blocking the event loop (the fake lives in this process); killed by pid after 90 s. */
-async function exec(cmd: string, args: string[]): Promise<{code: number | null; stdout: string; stderr: string}> {
-  return await new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, HOME: work}});
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-    }, 90_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8')});
-    });
-  });
-}
+/** A peer run without blocking the event loop (the fake lives in this process). */
+const exec = (cmd: string, args: string[]): Promise<ExecResult> => execAsync(cmd, args, {env: {...process.env, HOME: work}, timeoutMs: 90_000});
 
 let work: string;
 
