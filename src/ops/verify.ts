@@ -2,9 +2,10 @@ import pLimit from 'p-limit';
 import {describeError, printable, SizeMismatchError} from '../errors.js';
 import {scanLayer} from '../io/layers/scan.js';
 import {verifyBlob} from '../io/blobs/checked-read.js';
+import {BlobPool} from '../io/blobs/pool.js';
 import {listAbsent, listArtifacts, listImages, resolveLayers, type Archive, type Blob, type Layer} from '../model/image.js';
 import {formatPlatform} from '../model/platform.js';
-import {resolveSettings, type SettingsInput} from '../settings.js';
+import {resolveSettings, type Settings, type SettingsInput} from '../settings.js';
 import {cleanPath} from '../tar/walk.js';
 import {silentProgress, type Progress} from './progress.js';
 
@@ -32,7 +33,16 @@ export interface VerifyOptions {
  */
 export async function verifyArchive(archive: Archive, options: VerifyOptions = {}): Promise<VerifyResult> {
   const settings = resolveSettings(options.settings);
-  const progress = options.progress ?? silentProgress;
+  // Uncompressed blobs in files are hashed on its workers while their headers are walked here (scanLayer).
+  const pool = new BlobPool(settings.workers);
+  try {
+    return await verifyWith(archive, settings, options.progress ?? silentProgress, pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+async function verifyWith(archive: Archive, settings: Settings, progress: Progress, pool: BlobPool): Promise<VerifyResult> {
   const problems: string[] = [...archive.problems];
   const notes: string[] = [];
   for (const {child, names} of listAbsent(archive)) {
@@ -66,6 +76,7 @@ export async function verifyArchive(archive: Archive, options: VerifyOptions = {
         try {
           const result = await scanLayer(layer, {
             limits: settings.limits,
+            pool,
             onBytes: (n) => progress.advance(n),
             onEntry: async (entry) => {
               log.push(entry.type === 'hardlink' ? [cleanPath(entry.name), cleanPath(entry.linkname)] : [cleanPath(entry.name)]);

@@ -164,7 +164,9 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
     // A recompressed layer is checked by its transcode, in the same pass that encodes it.
     const transcoded = new Set(jobs.map((j) => j.layer.descriptor.digest));
     const layers = [...storedLayers(planned, omitted), ...loose].filter((l) => !checked.has(l.descriptor.digest) && !transcoded.has(l.descriptor.digest) && !mounted.has(l.descriptor.digest));
-    contents = checkLayerContents(layers, settings.limits, concurrency).catch((e: unknown) => {
+    // A local writer hashes each blob as it copies it (formats/layout/write.ts blobMember); a registry
+    // is sent only what it lacks, so a push checks every blob here.
+    contents = checkLayerContents(layers, settings.limits, concurrency, {blobCheckedElsewhere: !remote}).catch((e: unknown) => {
       stop.abort(e);
       throw e;
     });

@@ -221,7 +221,7 @@ async function exercise(base: Base, input: Buffer, convert: boolean): Promise<vo
       try {
         await allowed('inspect', async () => await inspectArchive(archive));
         await allowed('verify', async () => {
-          if ((await verifyArchive(archive, {concurrency: 2})).ok) stage(base.name, 'verified');
+          if ((await verifyArchive(archive, {settings: {workers: 2}})).ok) stage(base.name, 'verified');
         });
         const first = listImages(archive)[0];
         if (first) {
@@ -294,7 +294,7 @@ describe('fuzzing the readers with mutated fixtures', () => {
               const archive = await openArchive(`oci:${dir}`);
               try {
                 await inspectArchive(archive);
-                await allowed('verify', async () => verifyArchive(archive, {concurrency: 2}));
+                await allowed('verify', async () => verifyArchive(archive, {settings: {workers: 2}}));
                 const first = listImages(archive)[0];
                 if (first) await allowed('flatten', async () => {
                   const flat = await flattenImage(first.image);

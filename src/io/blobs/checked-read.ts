@@ -34,6 +34,12 @@ export interface CheckedReadOptions extends OpenOptions {
   allowTrailing?: boolean;
   /** Sees every byte of the checked tar before the consumer does (a transcode's encoder: one pass, not two). */
   tap?: (chunk: Buffer) => Promise<void>;
+  /**
+   * The stored blob's digest and size are checked by another reader of the same bytes (a writer's
+   * copy, hashed on a worker): not hashed here a second time. A failure still hashes it to pick the
+   * error (rule above).
+   */
+  blobCheckedElsewhere?: boolean;
 }
 
 function isBlobMismatch(error: unknown, layer: Pick<LayerSource, 'label'>): boolean {
@@ -107,11 +113,12 @@ export function openChecked(layer: LayerSource, options: CheckedReadOptions): Re
   });
   const run = async (): Promise<void> => {
     const compression = await layer.compression();
-    const blob = new DigestStream(`${layer.label}: blob`, {digest: layer.descriptor.digest, size: layer.descriptor.size});
+    const blob = options.blobCheckedElsewhere ? undefined : new DigestStream(`${layer.label}: blob`, {digest: layer.descriptor.digest, size: layer.descriptor.size});
     const stages: NodeJS.ReadWriteStream[] = [];
     if (options.onBytes) stages.push(new Meter(options.onBytes));
-    stages.push(blob, ...decompressionStages(compression, layer.label, options.limits, {allowTrailing: options.allowTrailing === true}));
-    // An uncompressed blob whose digest is its diffID is checked once, by `blob`.
+    if (blob) stages.push(blob);
+    stages.push(...decompressionStages(compression, layer.label, options.limits, {allowTrailing: options.allowTrailing === true}));
+    // An uncompressed blob whose digest is its diffID is checked once, by the blob's check (here or elsewhere).
     if (compression !== 'none' || layer.descriptor.digest !== layer.diffId) stages.push(new DigestStream(`${layer.label}: diffID`, {digest: layer.diffId}));
     const tap = options.tap;
     if (tap) {
@@ -129,7 +136,7 @@ export function openChecked(layer: LayerSource, options: CheckedReadOptions): Re
       await pipeline([layer.openCompressed(), ...stages, sink], {signal});
     } catch (error) {
       if (out.destroyed) return; // the consumer stopped reading: its choice, not a failure
-      out.destroy((await explainFailure(layer, options.signal?.aborted ? options.signal.reason : error, blob.digest !== undefined)) as Error);
+      out.destroy((await explainFailure(layer, options.signal?.aborted ? options.signal.reason : error, blob?.digest !== undefined)) as Error);
     }
   };
   run().catch((e: unknown) => out.destroy(e as Error));

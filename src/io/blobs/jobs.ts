@@ -134,7 +134,9 @@ export async function runCheck(job: CheckJob, onBytes: OnBytes = () => {}): Prom
  * writes). Zeros stay holes.
  */
 class HashingFileSink {
-  readonly check = new BlobCheck('output');
+  /** No hash where the output's digest is known already (an uncompressed output is its checked diffID). */
+  readonly #check: BlobCheck | undefined;
+  bytes = 0;
   readonly #buffers = [Buffer.allocUnsafeSlow(CHUNK), Buffer.allocUnsafeSlow(CHUNK)] as const;
   readonly #writes: [Promise<void>, Promise<void>] = [Promise.resolve(), Promise.resolve()];
   #current: 0 | 1 = 0;
@@ -143,10 +145,14 @@ class HashingFileSink {
   constructor(
     private readonly handle: FileHandle,
     private readonly path: string,
-  ) {}
+    hashed: boolean,
+  ) {
+    this.#check = hashed ? new BlobCheck('output') : undefined;
+  }
 
   readonly write = async (data: Buffer): Promise<void> => {
-    this.check.update(data);
+    this.#check?.update(data);
+    this.bytes += data.length;
     let offset = 0;
     while (offset < data.length) {
       const take = Math.min(data.length - offset, CHUNK - this.#buffered);
@@ -172,8 +178,8 @@ class HashingFileSink {
     await this.#writes[this.#current];
   }
 
-  /** Flushes, waits for the writes, sets the length (a hole at the end still counts); returns the digest. */
-  async finish(): Promise<Digest> {
+  /** Flushes, waits for the writes, sets the length (a hole at the end still counts); returns the digest, if hashed. */
+  async finish(): Promise<Digest | undefined> {
     await this.#flush();
     await Promise.all(this.#writes);
     if ((await this.handle.stat()).size < this.#position) {
@@ -181,7 +187,7 @@ class HashingFileSink {
         throw ioError(e, this.path);
       });
     }
-    return this.check.finish();
+    return this.#check?.finish();
   }
 }
 
@@ -211,7 +217,7 @@ export async function transcodeLayer(source: LayerSource, spec: {to: Compression
     throw ioError(e, spec.target);
   });
   try {
-    const sink = new HashingFileSink(output, spec.target);
+    const sink = new HashingFileSink(output, spec.target, spec.to !== 'none');
     const encoder = encoderFor(spec.to, sink.write, label);
     if (spec.region && (await source.compression()) === 'none') {
       checkSize(spec.region, {size: source.descriptor.size, what: `${label}: blob`});
@@ -244,7 +250,7 @@ export async function transcodeLayer(source: LayerSource, spec: {to: Compression
     }
     await encoder.end();
     const digest = await sink.finish();
-    return {bytes: sink.check.bytes, digest: spec.to === 'none' ? source.diffId : digest};
+    return {bytes: sink.bytes, digest: digest ?? source.diffId};
   } finally {
     await output.close().catch(() => {});
   }

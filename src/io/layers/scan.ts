@@ -6,7 +6,6 @@ import type {Limits} from '../../settings.js';
 import type {ByteReader} from '../../tar/reader.js';
 import {entryProblem, refuseEntryProblems, walkTar, type TarEntry} from '../../tar/walk.js';
 import {openRegionReader} from '../bytes/file-range.js';
-import type {StreamReader} from '../bytes/readers.js';
 import {besideCheck, consumeChecked, explainFailure} from '../blobs/checked-read.js';
 import type {BlobPool} from '../blobs/pool.js';
 
@@ -23,30 +22,45 @@ export interface LayerScanResult {
   problems: string[];
 }
 
+/** What scanLayer walks each entry with; `reader` is where the entry's body can be read from. */
+export type OnScannedEntry = (entry: TarEntry, reader: ByteReader) => Promise<void>;
+
 /**
  * Reads a layer once, start to end, through the checked read (blob digest and size, decompression,
  * diffID) and walks its entries. `onEntry` sees every entry (it may read the body through the reader
- * before returning).
+ * before returning). With a `pool`, an uncompressed blob in a file is walked by offset instead (headers
+ * only, bodies skipped) while a worker hashes it against its digest, size and diffID — both cores
+ * busy and no blob bytes through this thread; the hash's failure wins over the walk's.
  */
-export async function scanLayer(layer: Layer, options: OpenOptions & {limits: Limits; onEntry?: (entry: TarEntry, reader: StreamReader) => Promise<void>}): Promise<LayerScanResult> {
+export async function scanLayer(layer: Layer, options: OpenOptions & {limits: Limits; onEntry?: OnScannedEntry; pool?: BlobPool}): Promise<LayerScanResult> {
   const compression = await layer.compression();
   const problems: string[] = [];
   const seen = new Set<string>();
-  const entries = await consumeChecked(
-    layer,
-    async (reader) => {
-      let count = 0;
-      for await (const entry of walkTar(reader)) {
-        count++;
-        const problem = entryProblem(entry, seen);
-        if (problem) problems.push(`${layer.label}: ${problem}`);
-        if (options.onEntry) await options.onEntry(entry, reader);
+  const walk = async (reader: ByteReader): Promise<number> => {
+    let count = 0;
+    for await (const entry of walkTar(reader)) {
+      count++;
+      const problem = entryProblem(entry, seen);
+      if (problem) problems.push(`${layer.label}: ${problem}`);
+      if (options.onEntry) await options.onEntry(entry, reader);
+    }
+    if (count === 0 && reader.position === 0) throw new FerryError('BAD_TAR', `${layer.label}: empty layer blob`);
+    return count;
+  };
+  const region = layer.region;
+  if (options.pool && region && compression === 'none') {
+    const walked = (async (): Promise<number> => {
+      const {reader, close} = await openRegionReader(region);
+      try {
+        return await walk(reader);
+      } finally {
+        await close();
       }
-      if (count === 0 && reader.position === 0) throw new FerryError('BAD_TAR', `${layer.label}: empty layer blob`);
-      return count;
-    },
-    options,
-  );
+    })();
+    const entries = await besideCheck(checkStoredLayers([layer], options.pool, 1, options.onBytes), walked);
+    return {compression, entries, problems};
+  }
+  const entries = await consumeChecked(layer, walk, options);
   return {compression, entries, problems};
 }
 
@@ -56,7 +70,7 @@ export async function scanLayer(layer: Layer, options: OpenOptions & {limits: Li
  * diffID. An uncompressed blob in a file whose digest is its diffID is walked by its headers alone,
  * bodies skipped (the copy's hash covers the rest); anything else goes through the checked read.
  */
-export async function checkLayerContent(layer: Layer, limits: Limits, options: {allowTrailing?: boolean} = {}): Promise<void> {
+export async function checkLayerContent(layer: Layer, limits: Limits, options: {allowTrailing?: boolean; blobCheckedElsewhere?: boolean} = {}): Promise<void> {
   const compression = await layer.compression();
   const region = layer.region;
   if (compression === 'none' && region && layer.descriptor.digest === layer.diffId) {
@@ -70,15 +84,15 @@ export async function checkLayerContent(layer: Layer, limits: Limits, options: {
     }
     return;
   }
-  await consumeChecked(layer, (reader) => refuseEntryProblems(reader, layer.label), {limits, allowTrailing: options.allowTrailing === true});
+  await consumeChecked(layer, (reader) => refuseEntryProblems(reader, layer.label), {limits, allowTrailing: options.allowTrailing === true, blobCheckedElsewhere: options.blobCheckedElsewhere === true});
 }
 
 /** checkLayerContent for each distinct layer (by blob and diffID) that is here, several at once. */
-export async function checkLayerContents(layers: readonly Layer[], limits: Limits, concurrency: number): Promise<void> {
+export async function checkLayerContents(layers: readonly Layer[], limits: Limits, concurrency: number, options: {blobCheckedElsewhere?: boolean} = {}): Promise<void> {
   const distinct = new Map<string, Layer>();
   for (const layer of layers) if (layer.absent === undefined) distinct.set(`${layer.descriptor.digest}/${layer.diffId}`, layer);
   const limit = pLimit(Math.max(1, concurrency));
-  await Promise.all([...distinct.values()].map((layer) => limit(() => checkLayerContent(layer, limits))));
+  await Promise.all([...distinct.values()].map((layer) => limit(() => checkLayerContent(layer, limits, options))));
 }
 
 /**
@@ -87,7 +101,7 @@ export async function checkLayerContents(layers: readonly Layer[], limits: Limit
  * pool's workers, beside the walk. Streamed (compressed) layers need nothing here: the engine reads
  * them through the checked read.
  */
-export async function checkStoredLayers(layers: readonly Layer[], pool: BlobPool, concurrency: number): Promise<void> {
+export async function checkStoredLayers(layers: readonly Layer[], pool: BlobPool, concurrency: number, onBytes?: (bytes: number) => void): Promise<void> {
   const limit = pLimit(Math.max(1, concurrency));
   await Promise.all(
     layers.map((layer) =>
@@ -95,7 +109,7 @@ export async function checkStoredLayers(layers: readonly Layer[], pool: BlobPool
         const region = layer.region;
         if (!region || (await layer.compression()) !== 'none') return;
         const diffId = layer.descriptor.digest === layer.diffId ? {} : {diffId: {digest: layer.diffId, what: `${layer.label}: diffID`}};
-        await pool.run({kind: 'check', source: region, verify: {digest: layer.descriptor.digest, size: layer.descriptor.size, what: `${layer.label}: blob`}, ...diffId});
+        await pool.run({kind: 'check', source: region, verify: {digest: layer.descriptor.digest, size: layer.descriptor.size, what: `${layer.label}: blob`}, ...diffId}, onBytes);
       }),
     ),
   );
