@@ -631,7 +631,7 @@ async function coreRows() {
     const sGz = hasSkopeo ? tryMeasure('skopeo copy (gzip)', ['skopeo', 'copy', '-q', '--dest-compress', '--dest-compress-format', 'gzip', `docker-archive:${src}`, `oci-archive:${out}.s-gz.tar:bench`], {prepare: rm(`${out}.s-gz.tar`)}) : undefined;
     rmSync(`${out}.s-gz.tar`, {force: true});
     row('docker-archive → oci-archive (gzip)', kind, bytes, fGz, {peerName: 'skopeo copy', peer: sGz});
-    if (sGz) target(`${kind}: convert gzip faster than skopeo (aim 1.5×)`, sGz.seconds / fGz.seconds > 1, `×${(sGz.seconds / fGz.seconds).toFixed(2)}`);
+    if (sGz) target(`${kind}: convert gzip ≥ 1.2× skopeo's speed`, sGz.seconds / fGz.seconds >= 1.2, `×${(sGz.seconds / fGz.seconds).toFixed(2)}`);
 
     // zstd, against skopeo's gzip throughput on the same archive
     const fZstd = measure([...FERRY, 'convert', src, `oci-archive:${out}.zst.tar`, '--compress', 'zstd', '--quiet'], {prepare: rm(`${out}.zst.tar`)});
