@@ -33,7 +33,7 @@ export interface VerifyOptions {
  */
 export async function verifyArchive(archive: Archive, options: VerifyOptions = {}): Promise<VerifyResult> {
   const settings = resolveSettings(options.settings);
-  // Uncompressed blobs in files are hashed on its workers while their headers are walked here (scanLayer).
+  // Uncompressed blobs in files are hashed on the pool's workers while their headers are walked here (scanLayer).
   const pool = new BlobPool(settings.workers);
   try {
     return await verifyWith(archive, settings, options.progress ?? silentProgress, pool);
