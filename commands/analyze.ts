@@ -1,13 +1,13 @@
-import {Args, Flags} from '@oclif/core';
+import {Flags} from '@oclif/core';
 import {printable, UsageError} from '../src/errors.js';
 import {parsePlatform} from '../src/model/platform.js';
 import {analyzeArchive, type AnalyzeResult} from '../src/ops/analyze/analyze.js';
 import {evaluateCi, junitReport, loadCiConfig, resolveCiRules, type CiResult, type CiRule, type CiValues} from '../src/ops/analyze/ci.js';
 import {renderHtmlReport} from '../src/ops/analyze/html.js';
-import {writeReport} from '../src/ops/analyze/output.js';
+import {writeReportFile} from '../src/io/fs/atomic.js';
 import {renderAnalysis, renderCi} from '../src/ops/analyze/render.js';
 import {openArchive} from '../src/transports/table.js';
-import {FerryCommand} from './base.js';
+import {FerryCommand, sourceArg} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 
@@ -29,7 +29,7 @@ export default class Analyze extends FerryCommand {
     '<%= config.bin %> analyze app.tar --ci --lowest-efficiency 0.95 --highest-wasted-bytes 20MB --junit analyze.xml',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
+    source: sourceArg(),
   };
   static override flags = {
     ...daemonFlags,
@@ -80,10 +80,10 @@ export default class Analyze extends FerryCommand {
       });
       const ci = rules ? evaluateCi(result, rules, configFile) : undefined;
       if (flags.html !== undefined) {
-        await writeReport(flags.html, renderHtmlReport(result, sizes!, ci));
+        await writeReportFile(flags.html, renderHtmlReport(result, sizes!, ci));
         this.note(`wrote ${flags.html}`);
       }
-      if (flags.junit !== undefined && ci) await writeReport(flags.junit, junitReport(ci, result, result.image.names[0] ?? result.image.configDigest));
+      if (flags.junit !== undefined && ci) await writeReportFile(flags.junit, junitReport(ci, result, result.image.names[0] ?? result.image.configDigest));
       if (!this.jsonEnabled()) process.stdout.write(`${renderAnalysis(result, args.source)}${ci ? `\n${renderCi(ci)}` : ''}\n`);
       for (const w of [...archive.warnings, ...result.warnings]) this.note(`warning: ${w}`);
       if (ci && !ci.pass) {

@@ -1,4 +1,4 @@
-import {Command, Errors, Flags, type Interfaces} from '@oclif/core';
+import {Args, Command, Errors, Flags, type Interfaces} from '@oclif/core';
 import {describeError, EXIT_CODES, exitCodeFor, FerryError, ioError, printable} from '../src/errors.js';
 import {resolveSettings, type Settings} from '../src/settings.js';
 import {installSignalCleanup} from './cleanup.js';
@@ -34,6 +34,10 @@ function reportStdoutFailure(): void {
 type FlagOutput = {[name: string]: any};
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type ArgOutput = {[name: string]: any};
+
+/** The SOURCE argument of every command that reads one image source (the forms of src/transports/table.ts). */
+export const sourceArg = () =>
+  Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true});
 
 /**
  * skopeo users write `--tls-verify=false`; oclif's booleans take no value, so `--NAME=false|true` of
@@ -107,6 +111,11 @@ export abstract class FerryCommand extends Command {
     // Each failure was noted as it happened (and is in --report): this line names them once more.
     process.stderr.write(`ferry: ${printable(`${failed.length} of ${items.length} failed: ${failed.map((f) => f.ref).join(', ')}${this.#quiet ? ` (first: ${failed[0]!.error})` : ''}`)}\n`);
     process.exitCode = 1;
+  }
+
+  /** Writes a result's bytes to stdout; a reader that went away (`| head -c`) is its choice, any other failure an error. */
+  protected async writeStdout(bytes: Uint8Array): Promise<void> {
+    await new Promise<void>((resolve, reject) => process.stdout.write(bytes, (e) => (e && (e as NodeJS.ErrnoException).code !== 'EPIPE' ? reject(ioError(e, 'stdout')) : resolve())));
   }
 
   /** Notes and warnings go to stderr, never stdout; --quiet drops them. */

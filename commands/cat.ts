@@ -5,7 +5,7 @@ import {parsePlatform} from '../src/model/platform.js';
 import {catFile} from '../src/ops/cat.js';
 import {decodeName} from '../src/tar/header.js';
 import {openArchive} from '../src/transports/table.js';
-import {FerryCommand} from './base.js';
+import {FerryCommand, sourceArg} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 
@@ -15,7 +15,7 @@ export default class Cat extends FerryCommand {
     'Looks PATH up in the merged image (whiteouts applied), following symlinks inside the image root only (an absolute or ../ target never leaves it, as in a chroot) and hard links, then streams the bytes from the layer that holds them. A directory, a missing path or a device is an error.';
   static override examples = ['<%= config.bin %> cat image.tar /etc/os-release', '<%= config.bin %> cat --image app:1 all.tar /app/config.json | jq .'];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
+    source: sourceArg(),
     path: Args.string({description: 'File inside the image (or give --path-base64)', required: false}),
   };
   static override flags = {

@@ -1,9 +1,8 @@
-import {Args, Flags} from '@oclif/core';
-import {ioError} from '../src/errors.js';
+import {Flags} from '@oclif/core';
 import {parsePlatform} from '../src/model/platform.js';
 import {rawConfig} from '../src/ops/raw.js';
 import {openArchive} from '../src/transports/table.js';
-import {FerryCommand} from './base.js';
+import {FerryCommand, sourceArg} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 
@@ -16,7 +15,7 @@ export default class Config extends FerryCommand {
   ].join('\n');
   static override examples = ['<%= config.bin %> config image.tar | jq .config.Env', '<%= config.bin %> config image.tar | sha256sum'];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
+    source: sourceArg(),
   };
   static override flags = {
     ...daemonFlags,
@@ -32,8 +31,7 @@ export default class Config extends FerryCommand {
     try {
       const doc = await rawConfig(archive, {images: flags.image === undefined ? [] : [flags.image], ...(platform ? {platform} : {}), note: (m) => this.note(m)});
       for (const w of archive.warnings) this.note(`warning: ${w}`);
-      // A reader that went away (`| head -c`) is its choice; any other failure to write is an error.
-      await new Promise<void>((resolve, reject) => process.stdout.write(doc.bytes, (e) => (e && (e as NodeJS.ErrnoException).code !== 'EPIPE' ? reject(ioError(e, 'stdout')) : resolve())));
+      await this.writeStdout(doc.bytes);
     } finally {
       await archive.close();
     }

@@ -3,7 +3,7 @@ import {exportImage} from '../src/ops/flatten.js';
 import {humanSize} from '../src/ops/format.js';
 import {openArchive} from '../src/transports/table.js';
 import {parsePlatform} from '../src/model/platform.js';
-import {FerryCommand} from './base.js';
+import {FerryCommand, sourceArg} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 import {progressFor} from './progress.js';
@@ -17,7 +17,7 @@ export default class Export extends FerryCommand {
     '<%= config.bin %> export --image app:1 oci:./layout - | tar -t',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
+    source: sourceArg(),
     destination: Args.string({description: 'Tar file to write, or - for stdout', required: true}),
   };
   static override flags = {

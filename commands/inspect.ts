@@ -1,7 +1,7 @@
-import {Args, Flags} from '@oclif/core';
+import {Flags} from '@oclif/core';
 import {inspectArchive, renderInspect, type InspectResult} from '../src/ops/inspect.js';
 import {openArchive} from '../src/transports/table.js';
-import {FerryCommand} from './base.js';
+import {FerryCommand, sourceArg} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 
@@ -15,7 +15,7 @@ export default class Inspect extends FerryCommand {
     'docker save img | <%= config.bin %> inspect -',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
+    source: sourceArg(),
   };
   static override flags = {
     ...daemonFlags,

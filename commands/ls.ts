@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core';
 import {listImage, renderListing, type ListedEntry} from '../src/ops/ls.js';
 import {openArchive} from '../src/transports/table.js';
 import {parsePlatform} from '../src/model/platform.js';
-import {FerryCommand} from './base.js';
+import {FerryCommand, sourceArg} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 
@@ -20,7 +20,7 @@ export default class Ls extends FerryCommand {
     '<%= config.bin %> ls --json image.tar /usr/bin | jq -r ".[].path"',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
+    source: sourceArg(),
     path: Args.string({description: 'Only this path (and what is below it)', required: false}),
   };
   static override flags = {

@@ -3,7 +3,7 @@ import {humanSize} from '../src/ops/format.js';
 import {squashToArchive} from '../src/ops/squash.js';
 import {openArchive, parseDestination} from '../src/transports/table.js';
 import {parsePlatform} from '../src/model/platform.js';
-import {FerryCommand} from './base.js';
+import {FerryCommand, sourceArg} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 import {progressFor} from './progress.js';
@@ -21,7 +21,7 @@ export default class Squash extends FerryCommand {
     '<%= config.bin %> squash app.tar oci:./app --from-layer 3 --tag app:slim',
   ];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
+    source: sourceArg(),
     destination: Args.string({description: 'docker-archive:PATH, oci-archive:PATH, oci:DIR, docker://REF or docker-daemon:[NAME] (PATH - is stdout for the tar forms)', required: true}),
   };
   static override flags = {

@@ -1,8 +1,7 @@
-import {Args} from '@oclif/core';
 import {humanSize} from '../src/ops/format.js';
 import {verifyArchive, type VerifyResult} from '../src/ops/verify.js';
 import {openArchive} from '../src/transports/table.js';
-import {FerryCommand} from './base.js';
+import {FerryCommand, sourceArg} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 import {progressFor} from './progress.js';
@@ -12,7 +11,7 @@ export default class Verify extends FerryCommand {
   static override enableJsonFlag = true;
   static override examples = ['<%= config.bin %> verify image.tar', '<%= config.bin %> verify --json oci:./layout'];
   static override args = {
-    source: Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true}),
+    source: sourceArg(),
   };  static override flags = {
     ...daemonFlags,
     ...registryFlags,

@@ -1,4 +1,4 @@
-import {Args, Flags} from '@oclif/core';
+import {Args} from '@oclif/core';
 import {applyBundle, type BundleApplySummary} from '../../src/ops/bundle.js';
 import {FerryCommand} from '../base.js';
 import {daemonFlags} from '../daemon-flags.js';

@@ -1,6 +1,6 @@
 import {createHash} from 'node:crypto';
-import {createReadStream, existsSync} from 'node:fs';
-import {mkdir, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises';
+import {existsSync} from 'node:fs';
+import {mkdir, readdir, readFile, rm, stat} from 'node:fs/promises';
 import path from 'node:path';
 import {FerryError, ioError, UsageError} from '../errors.js';
 import {BUNDLE_FILE, BUNDLE_MEDIA_TYPE, bundleManifestBytes, parseBundleManifest, parseSha256Sums, sha256SumsBytes, SUMS_FILE, type BundleImage, type BundleManifest, type BundlePart} from '../formats/bundle/manifest.js';
@@ -23,6 +23,8 @@ import {pushImages, pushTarget, registrySource, type TransferItem} from './regis
 import {selectEntries} from './select.js';
 import {pickPlatforms, writeArchive} from './write-archive.js';
 import {replaceLayers} from '../model/swap.js';
+import {replaceSmallFile, writeReportFile} from '../io/fs/atomic.js';
+import {BlobCheck, hashFileInto} from '../io/blobs/digest-check.js';
 
 /**
  * Air-gap bundles (docs/bundles.md): many images carried as parts that stand alone, made again and
@@ -216,13 +218,9 @@ function planParts(images: readonly PlannedImage[], maxPartSize: number, have: R
 }
 
 async function sha256File(file: string): Promise<{sha256: string; size: number}> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(file, {highWaterMark: 1 << 20})) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return {sha256: hash.digest('hex'), size};
+  const check = new BlobCheck(file);
+  await hashFileInto(check, file);
+  return {sha256: check.finish().slice('sha256:'.length), size: check.bytes};
 }
 
 /** The index.json of a written part: its roots with their names (what bundle.json records). */
@@ -244,17 +242,6 @@ async function partRoots(file: string, settings: Settings): Promise<PartRoot[]> 
     roots.push({descriptor: {mediaType: d.mediaType, digest: d.digest, size: d.size}, names: name ? [name] : []});
   });
   return roots;
-}
-
-async function writeSmallFile(file: string, bytes: Buffer): Promise<void> {
-  const temp = `${file}.ferry-${process.pid}.tmp`;
-  try {
-    await writeFile(temp, bytes);
-    await rename(temp, file);
-  } catch (e) {
-    await rm(temp, {force: true});
-    throw ioError(e, file);
-  }
 }
 
 /** What a root of a written part's index.json is, and the names it carries. */
@@ -406,7 +393,7 @@ export async function createBundle(inputs: readonly string[], dir: string, optio
         });
         written = await sha256File(file);
         done[part.file] = {...written, roots: await partRoots(file, settings)};
-        await writeSmallFile(path.join(dir, STATE_FILE), Buffer.from(JSON.stringify({plan: planKey, done})));
+        await replaceSmallFile(path.join(dir, STATE_FILE), Buffer.from(JSON.stringify({plan: planKey, done})));
       }
       writtenParts.push({file: part.file, size: written.size, sha256: written.sha256, images: part.images.map((m) => m.name ?? m.sourceDigest), blobs: [...part.stored.keys()].sort() as Digest[]});
     }
@@ -441,9 +428,9 @@ export async function createBundle(inputs: readonly string[], dir: string, optio
     }
     const manifest: BundleManifest = {schemaVersion: 1, mediaType: BUNDLE_MEDIA_TYPE, maxPartSize: options.maxPartSize ? options.maxPartSize : null, images: bundleImages, parts: writtenParts, blobs: blobSizes, omitted, repeated};
     const manifestBytes = bundleManifestBytes(manifest);
-    await writeSmallFile(path.join(dir, BUNDLE_FILE), manifestBytes);
+    await replaceSmallFile(path.join(dir, BUNDLE_FILE), manifestBytes);
     const manifestSum = createHash('sha256').update(manifestBytes).digest('hex');
-    await writeSmallFile(path.join(dir, SUMS_FILE), sha256SumsBytes([...writtenParts, {file: BUNDLE_FILE, sha256: manifestSum}]));
+    await replaceSmallFile(path.join(dir, SUMS_FILE), sha256SumsBytes([...writtenParts, {file: BUNDLE_FILE, sha256: manifestSum}]));
     await rm(path.join(dir, STATE_FILE), {force: true});
     if (repeated.blobs > 0) note(`${repeated.blobs} blob(s) repeated across parts so each stands alone: ${humanSize(repeated.bytes)} more`);
     if (have.size > 0) note(`left out ${Object.keys(omitted).length} blob(s) the target holds: ${humanSize(omittedBytes)} saved`);
@@ -694,7 +681,7 @@ export async function applyBundle(dir: string, target: string, options: BundleAp
   } else {
     throw new UsageError(`"${target}": apply a bundle to docker://HOST[:PORT][/PREFIX], docker-daemon: or oci:DIR`);
   }
-  if (options.report !== undefined) await writeSmallFile(options.report, Buffer.from(`${JSON.stringify(items, null, 2)}\n`));
+  if (options.report !== undefined) await writeReportFile(options.report, `${JSON.stringify(items, null, 2)}\n`);
   const failed = items.filter((i) => i.error !== undefined);
   if (failed.length > 0 && !options.keepGoing) throw new FerryError('REGISTRY', `${failed.map((f) => `${f.ref}: ${f.error}`).join('; ')}`);
   // With keepGoing what failed is in refs (and the report): the rest was applied.
@@ -772,5 +759,5 @@ async function keepIndexNames(indexFile: string, before: Buffer, added: readonly
     return own.length > 0 ? own.some((n) => names.has(n)) : unnamed.has(d.digest as Digest);
   };
   const manifests = [...old.manifests.filter((d) => !takenOver(d)), ...written.manifests.filter(isAdded)];
-  await writeSmallFile(indexFile, Buffer.from(JSON.stringify({...written.parsed, manifests})));
+  await replaceSmallFile(indexFile, Buffer.from(JSON.stringify({...written.parsed, manifests})));
 }

@@ -6,7 +6,7 @@ import {xattrsOf} from '../tar/pax.js';
 import {cleanPath} from '../tar/walk.js';
 import {hashMembers, memberKey} from './analyze/hash.js';
 import {mergeLayers} from './overlay/merge.js';
-import {compareNames, type ContentSource, type MergedTree, type NodeType, type TreeNode} from './overlay/tree.js';
+import {compareNames, type ContentSource, type NodeType, type TreeNode} from './overlay/tree.js';
 import {pickImage} from './select.js';
 
 /**

@@ -1,5 +1,4 @@
-import {writeFile} from 'node:fs/promises';
-import {describeError, FerryError, ioError, UsageError} from '../errors.js';
+import {describeError, FerryError, UsageError} from '../errors.js';
 import {isArtifact, referrersAmong, type Archive, type ArchiveEntry} from '../model/image.js';
 import {tryParseReference, withDefaultTag} from '../model/reference.js';
 import {resolveSettings, type Settings} from '../settings.js';
@@ -8,6 +7,7 @@ import {formatRegistryRef, parseRegistryRef} from '../transports/docker/referenc
 import {openArchive, parseDestination, parseTransportRef} from '../transports/table.js';
 import {selectEntries} from './select.js';
 import {writeArchive, type TransferSummary, type WriteOptions, type WriteSummary} from './write-archive.js';
+import {writeReportFile} from '../io/fs/atomic.js';
 
 /**
  * The registry shorthands docker users reach for: pull, push, tags, login, logout. Both transfers
@@ -72,9 +72,7 @@ function withRunState(options: RegistryTransferOptions): {settings: Settings; re
 
 async function writeReport(file: string | undefined, items: readonly TransferItem[]): Promise<void> {
   if (file === undefined) return;
-  await writeFile(file, `${JSON.stringify(items, null, 2)}\n`).catch((e: unknown) => {
-    throw ioError(e, file);
-  });
+  await writeReportFile(file, `${JSON.stringify(items, null, 2)}\n`);
 }
 
 /** A reference's failure as a note: its error already names the reference (as ferry writes it), else the reference goes first. */

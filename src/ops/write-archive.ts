@@ -2,7 +2,7 @@ import {readdir, rm, rmdir} from 'node:fs/promises';
 import path from 'node:path';
 import type {Writable} from 'node:stream';
 import pLimit from 'p-limit';
-import {FerryError, ioError, TrailingDataError, UsageError} from '../errors.js';
+import {FerryError, TrailingDataError, UsageError} from '../errors.js';
 import type {BlobJobResult} from '../io/blobs/jobs.js';
 import {transcodeLayer} from '../io/blobs/jobs.js';
 import {BlobPool} from '../io/blobs/pool.js';

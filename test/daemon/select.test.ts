@@ -1,12 +1,12 @@
 import {execFileSync, spawnSync} from 'node:child_process';
-import {copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
+import {copyFileSync, mkdirSync, mkdtempSync, rmSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {DOCKER, startDockerd, type Dockerd} from '../helpers/daemons.js';
 import {peerMissing} from '../helpers/peers.js';
 import {freePort} from '../helpers/registry.js';
-import {makeTestCertificates} from '../helpers/tls-certs.js';
+import {makeTestCertificates, signClientCertificate, type TestCa} from '../helpers/tls-certs.js';
 import {cleanEnv, craftBusybox, expectOneLineError, ferryAsync, startFakeDaemon, type Crafted} from './support.js';
 
 /**
@@ -17,15 +17,8 @@ import {cleanEnv, craftBusybox, expectOneLineError, ferryAsync, startFakeDaemon,
  * private dockerd listening on a unix socket and on a loopback TCP port with mutual TLS (a throw-away CA);
  * plain tcp:// reaches a fake Engine API on another loopback port.
  */
-/** cert.pem and key.pem of a TLS client, signed by the given CA, in `dir`. */
-function clientCertificate(caFile: string, caKeyFile: string, dir: string): void {
-  const key = path.join(dir, 'key.pem');
-  const csr = path.join(dir, 'client.csr');
-  const ext = path.join(dir, 'client.ext');
-  execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=ferry-test-client'], {stdio: 'ignore'});
-  writeFileSync(ext, 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n');
-  execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKeyFile, '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', path.join(dir, 'cert.pem')], {stdio: 'ignore'});
-}
+/** cert.pem and key.pem of a TLS client, signed by the given CA, in `dir` (DOCKER_CERT_PATH's names). */
+const clientCertificate = (ca: TestCa, dir: string): void => signClientCertificate(ca, {certFile: path.join(dir, 'cert.pem'), keyFile: path.join(dir, 'key.pem')});
 
 describe.skipIf(peerMissing('dockerd', 'python3', 'openssl'))('choosing the daemon: --host, DOCKER_HOST, docker contexts', () => {
   let dir: string;
@@ -61,12 +54,12 @@ describe.skipIf(peerMissing('dockerd', 'python3', 'openssl'))('choosing the daem
     certs = path.join(dir, 'certs');
     mkdirSync(certs);
     copyFileSync(tls.caFile, path.join(certs, 'ca.pem'));
-    clientCertificate(tls.caFile, tls.caKeyFile, certs);
+    clientCertificate(tls, certs);
     otherCa = path.join(dir, 'other-certs');
     mkdirSync(otherCa);
     const other = makeTestCertificates(path.join(dir, 'tls-other'));
     copyFileSync(other.caFile, path.join(otherCa, 'ca.pem'));
-    clientCertificate(other.caFile, other.caKeyFile, otherCa);
+    clientCertificate(other, otherCa);
     dockerd = await startDockerd({extraArgs: ['-H', tcp, '--tlsverify', '--tlscacert', tls.caFile, '--tlscert', tls.certFile, '--tlskey', tls.keyFile]});
     image = craftBusybox(path.join(dir, 'select.tar'), 'ferry-test/select:base', 'select\n');
     missing = path.join(dir, 'nobody-listens.sock');

@@ -31,39 +31,51 @@ function randomSerial(): string {
   return `0x${randomBytes(12).toString('hex')}`;
 }
 
+const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+
+/** A CA's certificate and key files. */
+export interface TestCa {
+  caFile: string;
+  caKeyFile: string;
+}
+
+function makeCa(dir: string, base: string, subject: string): TestCa {
+  const ca = {caFile: path.join(dir, `${base}.crt`), caKeyFile: path.join(dir, `${base}.key`)};
+  runOk('openssl', ['req', '-x509', ...EC_KEY, '-keyout', ca.caKeyFile, '-out', ca.caFile, '-days', '2', '-set_serial', randomSerial(), '-subj', subject, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  return ca;
+}
+
+/** A key and a certificate `ca` signed for it, with `extensions` (openssl -extfile lines); the CSR and extension file land beside the certificate. */
+function signLeaf(ca: TestCa, files: {certFile: string; keyFile: string}, subject: string, extensions: string[]): void {
+  const csrFile = files.certFile.replace(/\.[a-z]+$/, '') + '.csr';
+  const extFile = files.certFile.replace(/\.[a-z]+$/, '') + '.ext';
+  runOk('openssl', ['req', '-new', ...EC_KEY, '-keyout', files.keyFile, '-out', csrFile, '-subj', subject]);
+  writeFileSync(extFile, [...extensions, ''].join('\n'));
+  runOk('openssl', ['x509', '-req', '-in', csrFile, '-CA', ca.caFile, '-CAkey', ca.caKeyFile, '-set_serial', randomSerial(), '-days', '2', '-extfile', extFile, '-out', files.certFile]);
+}
+
 export function makeTestCertificates(dir: string, options: TestCertificateOptions = {}): TestCertificates {
   mkdirSync(dir, {recursive: true});
   const ips = options.ips ?? ['127.0.0.1'];
   const dnsNames = options.dnsNames ?? ['localhost'];
-  const caFile = path.join(dir, 'ca.crt');
-  const caKeyFile = path.join(dir, 'ca.key');
-  const certFile = path.join(dir, 'server.crt');
-  const keyFile = path.join(dir, 'server.key');
-  const csrFile = path.join(dir, 'server.csr');
-  const extFile = path.join(dir, 'server.ext');
-  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  runOk('openssl', ['req', '-x509', ...ecKey, '-keyout', caKeyFile, '-out', caFile, '-days', '2', '-set_serial', randomSerial(), '-subj', '/CN=ferry test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  runOk('openssl', ['req', '-new', ...ecKey, '-keyout', keyFile, '-out', csrFile, '-subj', `/CN=${ips[0] ?? dnsNames[0] ?? 'ferry-test'}`]);
+  const ca = makeCa(dir, 'ca', '/CN=ferry test CA');
+  const files = {certFile: path.join(dir, 'server.crt'), keyFile: path.join(dir, 'server.key')};
   // Go ignores the CN since 1.15: the SANs are what make the certificate valid for 127.0.0.1.
   const san = [...ips.map((ip) => `IP:${ip}`), ...dnsNames.map((d) => `DNS:${d}`)].join(',');
-  writeFileSync(extFile, [`subjectAltName=${san}`, 'basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=serverAuth', ''].join('\n'));
-  runOk('openssl', ['x509', '-req', '-in', csrFile, '-CA', caFile, '-CAkey', caKeyFile, '-set_serial', randomSerial(), '-days', '2', '-extfile', extFile, '-out', certFile]);
-  return {dir, caFile, caKeyFile, certFile, keyFile};
+  signLeaf(ca, files, `/CN=${ips[0] ?? dnsNames[0] ?? 'ferry-test'}`, [`subjectAltName=${san}`, 'basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=serverAuth']);
+  return {dir, ...ca, ...files};
 }
 
-/** A second throw-away CA and a client certificate (extendedKeyUsage clientAuth) it signed: what a registry with `clientcas` asks for. */
+/** A TLS client's key and certificate (extendedKeyUsage clientAuth), signed by `ca`. */
+export function signClientCertificate(ca: TestCa, files: {certFile: string; keyFile: string}): void {
+  signLeaf(ca, files, '/CN=ferry test client', ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth']);
+}
+
+/** A second throw-away CA and a client certificate it signed: what a registry with `clientcas` asks for. */
 export function makeClientCertificate(dir: string): {caFile: string; certFile: string; keyFile: string} {
   mkdirSync(dir, {recursive: true});
-  const caFile = path.join(dir, 'client-ca.crt');
-  const caKeyFile = path.join(dir, 'client-ca.key');
-  const certFile = path.join(dir, 'client.cert');
-  const keyFile = path.join(dir, 'client.key');
-  const csrFile = path.join(dir, 'client.csr');
-  const extFile = path.join(dir, 'client.ext');
-  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  runOk('openssl', ['req', '-x509', ...ecKey, '-keyout', caKeyFile, '-out', caFile, '-days', '2', '-set_serial', randomSerial(), '-subj', '/CN=ferry test client CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  runOk('openssl', ['req', '-new', ...ecKey, '-keyout', keyFile, '-out', csrFile, '-subj', '/CN=ferry test client']);
-  writeFileSync(extFile, ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth', ''].join('\n'));
-  runOk('openssl', ['x509', '-req', '-in', csrFile, '-CA', caFile, '-CAkey', caKeyFile, '-set_serial', randomSerial(), '-days', '2', '-extfile', extFile, '-out', certFile]);
-  return {caFile, certFile, keyFile};
+  const ca = makeCa(dir, 'client-ca', '/CN=ferry test client CA');
+  const files = {certFile: path.join(dir, 'client.cert'), keyFile: path.join(dir, 'client.key')};
+  signClientCertificate(ca, files);
+  return {caFile: ca.caFile, ...files};
 }

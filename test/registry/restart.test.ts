@@ -15,20 +15,13 @@ import {startFakeRegistry, type FakeRegistry, type RequestRecord} from '../helpe
 import {peerMissing} from '../helpers/peers.js';
 import {startRegistry, type RunningRegistry} from '../helpers/registry.js';
 import {buildImage, listFiles, makeSandbox, MiB, readPulled, runFerry, startFerry, TMP_PARENT, waitUntil, type BuiltImage, type FerryRun} from './fault-kit.js';
+import type {TransferSummary} from '../../src/ops/write-archive.js';
 
 /** Big enough to be caught halfway by a 2 ms poll on loopback, small enough for 2 cores. */
 const BIG = 128 * MiB;
 
-interface Transfer {
-  fetchedBytes: number;
-  reusedBytes: number;
-  uploadedBytes: number;
-  skippedBytes: number;
-  uploaded: number;
-  skipped: number;
-}
 
-const transferOf = (run: FerryRun): Transfer => (JSON.parse(run.stdout) as {transfer: Transfer}).transfer;
+const transferOf = (run: FerryRun): TransferSummary => (JSON.parse(run.stdout) as {transfer: TransferSummary}).transfer;
 
 /** A peer run without blocking the event loop (the fake lives in this process). */
 const exec = (cmd: string, args: string[]): Promise<ExecResult> => execAsync(cmd, args, {env: {...process.env, HOME: work}, timeoutMs: 90_000});

@@ -14,6 +14,7 @@ import {peerMissing} from '../helpers/peers.js';
 import {dockerSaveWithAttestation, MT, type AttestedSave} from '../helpers/real-world.js';
 import {startRegistry, type RunningRegistry} from '../helpers/registry.js';
 import {execOk, ferry, ferryOk, isolatedEnv, logSize, registryDigest, registryLog, sha256, skopeoInspect, skopeoRaw, tempDir} from './common.js';
+import type {TransferSummary} from '../../src/ops/write-archive.js';
 
 const LEGACY = path.join(FIXTURES, 'edge.docker-save.tar');
 const OCI_ARCHIVE = path.join(FIXTURES, 'edge.skopeo.oci-archive.tar');
@@ -26,15 +27,6 @@ const FORMS = [
   {form: 'oci-archive', dest: (base: string) => `oci-archive:${base}.oci.tar`},
 ] as const;
 
-interface Transfer {
-  fetchedBytes: number;
-  reusedBytes: number;
-  uploadedBytes: number;
-  skippedBytes: number;
-  uploaded: number;
-  skipped: number;
-  mounted: number;
-}
 
 describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every hop through distribution 2.8.2 (judged by skopeo and the registry)', () => {
   let reg: RunningRegistry;
@@ -152,7 +144,7 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
   it('--chunk-size: blobs go up in PATCH chunks distribution 2.8 appends in order; the digests are skopeo\'s', async () => {
     const expected = sha256((await execOk('skopeo', ['inspect', '--raw', `oci:${OCI_DIR}`])).stdoutBytes);
     const from = logSize(reg);
-    const r = JSON.parse((await ferryOk(['push', '--json', '--chunk-size', '64K', `oci:${OCI_DIR}`, `${reg.host}/chunked:1`], env)).stdout) as {transfer: Transfer};
+    const r = JSON.parse((await ferryOk(['push', '--json', '--chunk-size', '64K', `oci:${OCI_DIR}`, `${reg.host}/chunked:1`], env)).stdout) as {transfer: TransferSummary};
     expect(await judged('chunked', '1')).toBe(expected);
     const manifest = (await skopeoRaw(`${reg.host}/chunked:1`)).parsed;
     const blobs = [manifest.config!, ...manifest.layers!];
@@ -242,7 +234,7 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
     // Push twice: the second time the registry's log shows HEADs and no upload.
     await ferryOk(['push', `oci-archive:${OCI_ARCHIVE}`, `${reg.host}/idem:1`], env);
     const from = logSize(reg);
-    const again = JSON.parse((await ferryOk(['push', '--json', `oci-archive:${OCI_ARCHIVE}`, `${reg.host}/idem:1`], env)).stdout) as {transfer: Transfer};
+    const again = JSON.parse((await ferryOk(['push', '--json', `oci-archive:${OCI_ARCHIVE}`, `${reg.host}/idem:1`], env)).stdout) as {transfer: TransferSummary};
     const manifest = (await skopeoRaw(`${reg.host}/idem:1`)).parsed;
     const blobs = [manifest.config!.digest, ...manifest.layers!.map((l) => l.digest)];
     expect(again.transfer.uploadedBytes).toBe(0);
@@ -255,7 +247,7 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
     // second push there is again HEAD only.
     await ferryOk(['push', `oci-archive:${OCI_ARCHIVE}`, `${reg.host}/idem-b:1`], env);
     const from2 = logSize(reg);
-    const third = JSON.parse((await ferryOk(['push', '--json', `oci-archive:${OCI_ARCHIVE}`, `${reg.host}/idem-b:2`], env)).stdout) as {transfer: Transfer};
+    const third = JSON.parse((await ferryOk(['push', '--json', `oci-archive:${OCI_ARCHIVE}`, `${reg.host}/idem-b:2`], env)).stdout) as {transfer: TransferSummary};
     expect(third.transfer.uploadedBytes).toBe(0);
     expect(await registryLog(reg, from2, /"(POST|PATCH|PUT) \/v2\/idem-b\/blobs\//)).toEqual([]);
 
@@ -263,8 +255,8 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
     const layerBytes = manifest.layers!.reduce((n, l) => n + l.size, 0);
     const first = path.join(work, 'idem-1.tar');
     const second = path.join(work, 'idem-2.tar');
-    const t1 = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/idem:1`, first], env)).stdout) as {transfer: Transfer};
-    const t2 = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/idem:1`, second], env)).stdout) as {transfer: Transfer};
+    const t1 = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/idem:1`, first], env)).stdout) as {transfer: TransferSummary};
+    const t2 = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/idem:1`, second], env)).stdout) as {transfer: TransferSummary};
     expect(t1.transfer.fetchedBytes + t1.transfer.reusedBytes).toBe(layerBytes);
     expect(t2.transfer.fetchedBytes + t2.transfer.reusedBytes).toBe(layerBytes);
     expect(readFileSync(second).equals(readFileSync(first))).toBe(true);
@@ -278,7 +270,7 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
     mkdirSync(cache);
     for (const layer of manifest.layers!) copyFileSync(path.join(skopeoDir, layer.digest.slice(7)), path.join(cache, `sha256-${layer.digest.slice(7)}`));
     const from3 = logSize(reg);
-    const rerun = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/idem:1`, dest], env)).stdout) as {transfer: Transfer};
+    const rerun = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/idem:1`, dest], env)).stdout) as {transfer: TransferSummary};
     expect(rerun.transfer.fetchedBytes).toBe(0);
     expect(rerun.transfer.reusedBytes).toBe(layerBytes);
     expect(await registryLog(reg, from3, /"GET \/v2\/idem\/blobs\/sha256:[0-9a-f]{64} HTTP\/1\.1" 20[06] /, 1)).toHaveLength(1); // the config only
@@ -306,7 +298,7 @@ describe.skipIf(peerMissing('docker-registry', 'skopeo'))('digests survive every
     copyFileSync(layerFile, part);
     const half = Math.floor(biggest.size / 2);
     truncateSync(part, half);
-    const resumed = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/idem:1`, dest2], env)).stdout) as {transfer: Transfer};
+    const resumed = JSON.parse((await ferryOk(['pull', '--json', `${reg.host}/idem:1`, dest2], env)).stdout) as {transfer: TransferSummary};
     expect(resumed.transfer.reusedBytes).toBe(half);
     expect(resumed.transfer.fetchedBytes).toBe(layerBytes - half);
     expect(readFileSync(dest2).equals(readFileSync(first))).toBe(true);

@@ -1,4 +1,5 @@
 import type {Hash} from 'node:crypto';
+import {createReadStream} from 'node:fs';
 import {Transform, type TransformCallback} from 'node:stream';
 import {DigestMismatchError, SizeMismatchError} from '../../errors.js';
 import {newHasher, splitDigest, type Digest} from '../../model/digest.js';
@@ -41,6 +42,12 @@ export class BlobCheck {
     if (want !== undefined && want !== digest) throw new DigestMismatchError(this.what, want, digest);
     return digest;
   }
+}
+
+/** Hashes what a file holds into `check`: its first `bytes` bytes, or all of it (a complete blob, the start of a partial one, a part). */
+export async function hashFileInto(check: BlobCheck, file: string, bytes?: number): Promise<void> {
+  if (bytes === 0) return;
+  for await (const chunk of createReadStream(file, {start: 0, ...(bytes === undefined ? {} : {end: bytes - 1}), highWaterMark: 1 << 20})) check.update(chunk as Buffer);
 }
 
 /** BlobCheck as a pass-through stream stage; `digest` is set once the stream ended and matched. */

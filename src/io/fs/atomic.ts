@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto';
 import {createReadStream, createWriteStream} from 'node:fs';
-import {link, lstat, mkdir, readdir, rename, stat, unlink} from 'node:fs/promises';
+import {link, lstat, mkdir, readdir, rename, rm, stat, unlink, writeFile} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type {Writable} from 'node:stream';
@@ -29,6 +29,41 @@ export interface AtomicOptions {
   force?: boolean;
   /** Where a temp file goes when it cannot sit beside the destination (a device, a FIFO). */
   tempDir?: string;
+}
+
+/**
+ * A small file ferry keeps (a state file, a push journal, credentials) replaced whole: written to
+ * `FILE.ferry-PID.tmp` beside it, then renamed over it, so a reader sees the old bytes or the new,
+ * never a part. A failure removes the temp file.
+ */
+export async function replaceSmallFile(file: string, bytes: string | Uint8Array, options: {mode?: number} = {}): Promise<void> {
+  const temp = `${file}.ferry-${process.pid}.tmp`;
+  try {
+    await writeFile(temp, bytes, options.mode === undefined ? {} : {mode: options.mode});
+    await rename(temp, file);
+  } catch (e) {
+    await rm(temp, {force: true});
+    throw ioError(e, file);
+  }
+}
+
+/**
+ * A report the user named (`--report`, `--html`, `--junit`) written atomically: under a temp name
+ * beside it, renamed into place at the end. Reports are regenerated on every run, so an existing
+ * file is replaced (a file only, never a directory), and a device or FIFO is written into, never
+ * replaced (beginAtomicOutput).
+ */
+export async function writeReportFile(destination: string, text: string): Promise<void> {
+  const out = await beginAtomicOutput(destination, 'file', {force: true});
+  try {
+    await writeFile(out.tempPath, text, {mode: 0o644}).catch((e: unknown) => {
+      throw ioError(e, destination);
+    });
+    await out.commit();
+  } catch (e) {
+    await out.abort();
+    throw e;
+  }
 }
 
 function tempName(destination: string, suffix: string): string {

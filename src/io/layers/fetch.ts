@@ -1,4 +1,4 @@
-import {createReadStream, createWriteStream} from 'node:fs';
+import {createWriteStream} from 'node:fs';
 import {mkdir, rename, rm, stat, truncate} from 'node:fs/promises';
 import path from 'node:path';
 import {Transform} from 'node:stream';
@@ -8,7 +8,7 @@ import {DigestMismatchError, FerryError, ioError, SizeMismatchError} from '../..
 import {splitDigest, type Digest} from '../../model/digest.js';
 import type {Blob, Layer} from '../../model/image.js';
 import type {Limits} from '../../settings.js';
-import {BlobCheck} from '../blobs/digest-check.js';
+import {BlobCheck, hashFileInto} from '../blobs/digest-check.js';
 import type {TrackBlob} from '../blobs/jobs.js';
 import {FileRange} from '../bytes/file-range.js';
 import {RangeLayer} from './range-layer.js';
@@ -68,19 +68,13 @@ async function sizeOf(file: string): Promise<number | undefined> {
   }
 }
 
-/** Hashes what a file already holds into `check` (a complete blob, or the start of a partial one). */
-async function hashFile(file: string, check: BlobCheck, bytes: number): Promise<void> {
-  if (bytes === 0) return;
-  for await (const chunk of createReadStream(file, {start: 0, end: bytes - 1, highWaterMark: 1 << 20})) check.update(chunk as Buffer);
-}
-
 /** One blob into `file`: reused when already whole, resumed from a partial copy, else fetched from the start. */
 async function fetchOne(layer: Layer, file: string, options: FetchOptions, stats: FetchStats): Promise<void> {
   const {digest, size} = layer.descriptor;
   const what = `${layer.label}: blob`;
   if ((await sizeOf(file)) === size) {
     const check = new BlobCheck(what, {digest, size});
-    await hashFile(file, check, size);
+    await hashFileInto(check, file, size);
     try {
       check.finish();
       stats.reusedBytes += size;
@@ -98,7 +92,7 @@ async function fetchOne(layer: Layer, file: string, options: FetchOptions, stats
       have = 0;
     }
     const check = new BlobCheck(what, {digest, size});
-    await hashFile(part, check, have);
+    await hashFileInto(check, part, have);
     stats.reusedBytes += have;
     options.onBytes?.(have);
     const hashing = new Transform({

@@ -1,9 +1,10 @@
 import {spawn} from 'node:child_process';
-import {readFile, rename, writeFile, mkdir} from 'node:fs/promises';
+import {mkdir, readFile} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {FerryError, ioError} from '../../errors.js';
 import type {RegistryOptions} from './options.js';
+import {replaceSmallFile} from '../../io/fs/atomic.js';
 
 /**
  * Where registry credentials come from, the way docker, podman and crane users already keep them:
@@ -130,9 +131,7 @@ export async function findCredential(registry: string, options: RegistryOptions)
 /** Writes the file atomically (temp + rename), private to its owner, as docker does for config.json. */
 async function writePrivateJson(file: string, value: unknown): Promise<void> {
   await mkdir(path.dirname(file), {recursive: true, mode: 0o700});
-  const temp = `${file}.ferry-${process.pid}`;
-  await writeFile(temp, `${JSON.stringify(value, null, '\t')}\n`, {mode: 0o600});
-  await rename(temp, file);
+  await replaceSmallFile(file, `${JSON.stringify(value, null, '\t')}\n`, {mode: 0o600});
 }
 
 /**

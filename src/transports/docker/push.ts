@@ -1,5 +1,5 @@
 import {createHash} from 'node:crypto';
-import {mkdir, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
+import {mkdir, readdir, readFile, rm} from 'node:fs/promises';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
 import pLimit from 'p-limit';
@@ -16,6 +16,7 @@ import type {ApiResponse, RegistryClient} from './client.js';
 import {DEFAULT_JOBS, type RegistryOptions} from './options.js';
 import {formatRegistryRef, type RegistryRef} from './reference.js';
 import {fetchManifestIfAny} from './source.js';
+import {replaceSmallFile} from '../../io/fs/atomic.js';
 
 /**
  * Pushing to a registry the way go-containerregistry's remote.Write and regclient do it, with what
@@ -73,15 +74,13 @@ class Journal {
   async write(session: Session): Promise<void> {
     if (!this.#file) return;
     await mkdir(path.dirname(this.#file), {recursive: true});
-    const temp = `${this.#file}.${process.pid}`;
-    await writeFile(temp, JSON.stringify(session));
-    await rename(temp, this.#file);
+    await replaceSmallFile(this.#file, JSON.stringify(session));
   }
 
   async clear(): Promise<void> {
     if (!this.#file) return;
     await rm(this.#file, {force: true});
-    // A run killed between writing its copy (`NAME.PID`) and renaming it left that copy: gone with the session.
+    // A run killed between writing its copy (`NAME.ferry-PID.tmp`) and renaming it left that copy: gone with the session.
     const dir = path.dirname(this.#file);
     const copy = `${path.basename(this.#file)}.`;
     for (const name of await readdir(dir).catch(() => [] as string[])) if (name.startsWith(copy)) await rm(path.join(dir, name), {force: true});
