@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Launcher. `--version` answers without loading anything else; every command runs from the bundled
-// CLI (dist/bundle/ferry.js, scripts/bundle.js), one file to parse. Commands report their own errors
+// CLI (dist/bundle/ferry.cjs, scripts/bundle.js), one file compiled with its code cache (bin/load-cli.js). Commands report their own errors
 // (commands/base.ts); what fails before a command runs (an unknown command) gets the same one-line
 // form here, exit 2.
 import {readFileSync} from 'node:fs';
@@ -11,7 +11,8 @@ if (argv.length === 1 && argv[0] === '--version') {
   const {version} = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
   process.stdout.write(`ferry/${version} ${process.platform}-${process.arch} node-${process.version}\n`);
 } else {
-  const {flush, run} = await import('../dist/bundle/ferry.js');
+  const {loadCli} = await import('./load-cli.js');
+  const {flush, run} = loadCli().cli;
   try {
     await run(argv, import.meta.url);
     await flush();

@@ -1,7 +1,8 @@
-// Builds the CLI as one file, dist/bundle/ferry.js (oclif, every command and the library they use),
-// and the blob worker beside it, dist/bundle/worker.js: the CLI starts by parsing one file instead of
-// resolving hundreds of modules (docs/benchmarks.md, start-up). The library (`import 'ferry'`) stays
-// unbundled in dist/src. Runs after tsc, from `npm run build`.
+// Builds the CLI as one file, dist/bundle/ferry.cjs (oclif, every command and the library they use),
+// and the blob worker beside it, dist/bundle/worker.js, then its V8 code cache (scripts/code-cache.js):
+// the CLI starts from one precompiled file instead of resolving hundreds of modules (docs/benchmarks.md,
+// start-up). The library (`import 'ferry'`) stays unbundled in dist/src. Runs after tsc, from `npm run build`.
+import {spawnSync} from 'node:child_process';
 import {readdirSync, rmSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {build} from 'esbuild';
@@ -30,28 +31,45 @@ writeFileSync(
     ...commands.map((c, i) => `import C${i} from '${c.file}';`),
     `export const COMMANDS = {${commands.map((c, i) => `'${c.id}': C${i}`).join(', ')}};`,
     `export {flush, run} from '@oclif/core';`,
+    `export {default as COMMAND_NOT_FOUND} from './commands/hooks/not-found.js';`,
     '',
   ].join('\n'),
 );
 rmSync(path.join(dist, 'bundle'), {recursive: true, force: true});
-const result = await build({
-  entryPoints: {ferry: entry, worker: path.join(dist, 'src/io/blobs/worker.js')},
-  outdir: path.join(dist, 'bundle'),
+const common = {
   bundle: true,
   platform: 'node',
-  format: 'esm',
   target: 'node20',
   // The native zstd binding is loaded where it is installed, the first time zstd is met; oclif reads
   // tsconfig.json with typescript only under NODE_ENV=development|test (never in a user's run).
   external: ['zstd-napi', 'zstd-napi/*', 'typescript', 'ts-node', 'tsx'],
-  // oclif and its dependencies are CommonJS: their require() calls need one inside an ES module.
-  banner: {js: "import {createRequire as __ferryRequire} from 'node:module'; const require = __ferryRequire(import.meta.url);"},
   minifyWhitespace: true,
   minifySyntax: true,
   keepNames: true,
   legalComments: 'none',
   logLevel: 'warning',
+};
+// The CLI is CommonJS (oclif and its dependencies are; a script can be compiled with a V8 code cache,
+// bin/load-cli.js); import.meta.url names the bundle itself, as it would in an ES module.
+const result = await build({
+  ...common,
+  entryPoints: {ferry: entry},
+  outdir: path.join(dist, 'bundle'),
+  outExtension: {'.js': '.cjs'},
+  format: 'cjs',
+  define: {'import.meta.url': '__ferryModuleUrl'},
+  banner: {js: "var __ferryModuleUrl = require('node:url').pathToFileURL(__filename).href;"},
   metafile: process.env.FERRY_BUNDLE_META === '1',
+});
+// The blob worker stays an ES module (a worker's file is loaded by its extension and package type).
+await build({
+  ...common,
+  entryPoints: {worker: path.join(dist, 'src/io/blobs/worker.js')},
+  outdir: path.join(dist, 'bundle'),
+  format: 'esm',
+  banner: {js: "import {createRequire as __ferryRequire} from 'node:module'; const require = __ferryRequire(import.meta.url);"},
 });
 rmSync(entry);
 if (result.metafile) writeFileSync(path.join(dist, 'bundle-meta.json'), JSON.stringify(result.metafile));
+const cache = spawnSync(process.execPath, [path.join(root, 'scripts/code-cache.js')], {stdio: ['ignore', 'ignore', 'inherit']});
+if (cache.status !== 0) throw new Error('scripts/code-cache.js failed');

@@ -1,6 +1,7 @@
 /**
  * Blobs big enough to go to worker threads (src/io/blob-pool.ts) come out exactly as they do when
- * every job runs in the main thread (FERRY_WORKERS=0), and right: each recompressed layer
+ * every job runs in the main thread (FERRY_WORKERS=0) — and the built CLI does start worker threads
+ * for them (it once silently ran everything on the main thread) — and right: each recompressed layer
  * decompresses, with the gzip and zstd tools, to bytes whose sha256sum is the diffID the source's
  * config names (computed by sha256sum when the archive was made). Build first (`npm run build`).
  */
@@ -42,9 +43,12 @@ function makeArchive(dir: string): {file: string; diffIds: string[]} {
 describe.skipIf(peerMissing('tar', 'sha256sum', 'gzip', 'zstd'))('convert on worker threads', () => {
   let tmp: string;
   let source: {file: string; diffIds: string[]};
+  let probe: string;
   beforeAll(() => {
     tmp = makeTmp('ferry-workers-');
     source = makeArchive(tmp);
+    probe = path.join(tmp, 'thread-probe.mjs');
+    writeFileSync(probe, "import {appendFileSync} from 'node:fs';\nimport {isMainThread} from 'node:worker_threads';\nif (!isMainThread) appendFileSync(process.env.FERRY_PROBE_FILE, 'worker\\n');\n");
   });
   afterAll(() => removeTmp(tmp));
 
@@ -53,9 +57,15 @@ describe.skipIf(peerMissing('tar', 'sha256sum', 'gzip', 'zstd'))('convert on wor
       const outs: string[] = [];
       for (const workers of ['default', '0']) {
         const out = path.join(tmp, `${compress}-${workers}`);
-        const env = workers === '0' ? {...process.env, FERRY_WORKERS: '0'} : process.env;
+        // A module preloaded in every thread notes each worker thread that starts.
+        const started = path.join(tmp, `${compress}-${workers}.threads`);
+        writeFileSync(started, '');
+        const env = {...process.env, NODE_OPTIONS: `--import=${probe}`, FERRY_PROBE_FILE: started, ...(workers === '0' ? {FERRY_WORKERS: '0'} : {})};
         const r = ferry(['convert', source.file, `oci:${out}`, '--compress', compress], {env});
         expect(r.status, r.stderr).toBe(0);
+        const workerThreads = readFileSync(started, 'utf8').split('\n').filter(Boolean).length;
+        if (workers === '0') expect(workerThreads).toBe(0);
+        else expect(workerThreads).toBeGreaterThan(0);
         outs.push(out);
       }
       const blobs = (dir: string): string[] => readdirSync(path.join(dir, 'blobs', 'sha256')).sort();

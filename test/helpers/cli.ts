@@ -26,7 +26,7 @@ let checked = false;
 export function requireBuiltCli(): string {
   if (checked) return BIN;
   // The CLI runs from the bundle (scripts/bundle.js), which is made after tsc: it is the last thing built.
-  const built = path.join(ROOT, 'dist', 'bundle', 'ferry.js');
+  const built = path.join(ROOT, 'dist', 'bundle', 'ferry.cjs');
   for (const needed of [path.join(ROOT, 'dist', 'src', 'index.js'), built, path.join(ROOT, 'dist', 'bundle', 'worker.js'), path.join(ROOT, 'oclif.manifest.json')]) {
     if (!existsSync(needed)) throw new Error(`${path.relative(ROOT, needed)} is missing: the CLI tests run the built CLI; run \`npm run build\` first (npm test does)`);
   }

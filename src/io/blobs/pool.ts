@@ -133,7 +133,10 @@ export class BlobPool {
   }
 }
 
-/** Workers need the compiled worker script next to this module (not there when running .ts sources). */
+/**
+ * Workers need the compiled worker script next to this module: there in dist/src (.js) and in the
+ * bundled CLI (dist/bundle/ferry.cjs, with worker.js beside it), not when running .ts sources.
+ */
 function workersAvailable(): boolean {
-  return import.meta.url.endsWith('.js');
+  return /\.c?js$/.test(import.meta.url);
 }
