@@ -4,6 +4,9 @@ import https from 'node:https';
 import type {Readable} from 'node:stream';
 import {FerryError, printable, UsageError} from '../../errors.js';
 import type {DaemonOptions} from '../../settings.js';
+import {compareVersions, type DaemonInfo} from './api-version.js';
+
+export type {DaemonInfo};
 
 /**
  * A Docker Engine API client (dockerd, or the podman service's compatible API) on a unix socket or
@@ -17,25 +20,6 @@ const NEWEST_API = '1.44';
 /** The oldest that has everything ferry needs (images/get with names, images/load with quiet). */
 const OLDEST_API = '1.24';
 const IDLE_TIMEOUT_MS = 600_000;
-
-export interface DaemonInfo {
-  /** The negotiated API version, e.g. "1.41". */
-  apiVersion: string;
-  /** The daemon's own version (Docker 20.10.24, or podman's). */
-  version: string;
-  /** Which engine answers: dockerd or the podman service. */
-  engine: 'docker' | 'podman';
-}
-
-function compareVersions(a: string, b: string): number {
-  const [a1 = 0, a2 = 0] = a.split('.').map(Number);
-  const [b1 = 0, b2 = 0] = b.split('.').map(Number);
-  return a1 - b1 || a2 - b2;
-}
-
-export function apiAtLeast(info: DaemonInfo, version: string): boolean {
-  return compareVersions(info.apiVersion, version) >= 0;
-}
 
 function errorCode(error: unknown): string | undefined {
   const e = error as {code?: unknown};

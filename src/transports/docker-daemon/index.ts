@@ -6,7 +6,8 @@ import {fullName, parseReference, referenceProblem, tryParseReference} from '../
 import {DEFAULT_DAEMON_HOST, type DaemonOptions} from '../../settings.js';
 import {containerProblems, openStream} from '../local.js';
 import type {ArchiveWriter, IndexPolicy, ReadOptions, Transport} from '../types.js';
-import {apiAtLeast, DaemonClient, type DaemonInfo} from './client.js';
+import {apiAtLeast, type DaemonInfo} from './api-version.js';
+import type {DaemonClient} from './client.js';
 
 /**
  * `docker-daemon:NAME[:TAG]` or `docker-daemon:IMAGE_ID` (skopeo's spelling) — an image in a Docker
@@ -17,9 +18,14 @@ import {apiAtLeast, DaemonClient, type DaemonInfo} from './client.js';
 
 const IMAGE_ID = /^(?:sha256:)?[a-f0-9]{12,64}$/;
 
+/** The Engine API client is loaded when a daemon is first reached: local commands never load node's http and https. */
+async function openDaemonClient(daemon: DaemonOptions): Promise<DaemonClient> {
+  return new (await import('./client.js')).DaemonClient(daemon);
+}
+
 /** `docker save NAME...` read as an archive: the daemon's stream spooled to a temp file, indexed, read. */
 export async function readDaemon(names: readonly string[], options: ReadOptions): Promise<ReadResult & {close(): Promise<void>}> {
-  const client = new DaemonClient(options.settings.daemon);
+  const client = await openDaemonClient(options.settings.daemon);
   const label = names.map((n) => `docker-daemon:${n}`).join(', ');
   try {
     const body = await client.save(names);
@@ -104,7 +110,7 @@ function daemonWriter(daemon: DaemonOptions): ArchiveWriter {
     },
     accepts: (c) => daemonAccepts(known(), c),
     async prepare() {
-      client ??= new DaemonClient(daemon);
+      client ??= await openDaemonClient(daemon);
       info ??= await client.info();
     },
     async write(entries, _target, o) {

@@ -1,9 +1,15 @@
 import {UsageError} from '../../errors.js';
+import type {RegistryOptions} from '../../settings.js';
 import type {Transport} from '../types.js';
-import {RegistryClient} from './client.js';
+import type {RegistryClient} from './client.js';
 import {DEFAULT_JOBS} from './options.js';
 import {formatRegistryRef, parseRegistryRef} from './reference.js';
 import {readRegistry} from './source.js';
+
+/** The HTTP client is loaded when a registry is first reached: local commands never load node's http, https and tls. */
+async function openRegistryClient(registry: string, options: RegistryOptions): Promise<RegistryClient> {
+  return new (await import('./client.js')).RegistryClient(registry, options);
+}
 
 /**
  * `docker://[HOST[:PORT]/]REPO[:TAG|@DIGEST]` — an image in a registry (the OCI distribution API),
@@ -23,7 +29,7 @@ export const docker: Transport = {
   remote: {
     async read(ref, options) {
       const registryRef = parseRegistryRef(`docker://${ref.path}`);
-      const client = new RegistryClient(registryRef.registry, options.settings.registry);
+      const client = await openRegistryClient(registryRef.registry, options.settings.registry);
       try {
         const known = options.settings.registry.knownBlobs;
         const result = await readRegistry(registryRef, client, {limits: options.settings.limits, jobs: options.settings.registry.jobs ?? DEFAULT_JOBS, ...(options.referrers ? {referrers: true} : {}), ...(known ? {knownBlobs: known} : {})});
@@ -46,7 +52,7 @@ export const docker: Transport = {
       const registryRef = parseRegistryRef(`docker://${ref.path}`);
       // Blobs read from another repository of this registry (recorded in knownBlobs as they were read) are mounted from there.
       const registry = options.registry ?? {};
-      const client = new RegistryClient(registryRef.registry, registry);
+      const client = await openRegistryClient(registryRef.registry, registry);
       try {
         const {pushEntries} = await import('./push.js');
         return await pushEntries(entries, registryRef, client, {registry, ...(o.manifestFormat ? {manifestFormat: o.manifestFormat} : {}), ...(o.omitBlobs ? {omitBlobs: o.omitBlobs} : {}), ...(o.trackBlob ? {trackBlob: o.trackBlob} : {}), ...(o.onBytes ? {onBytes: o.onBytes} : {}), ...(o.signal ? {signal: o.signal} : {})});
