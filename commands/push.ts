@@ -3,7 +3,7 @@ import {UsageError} from '../src/errors.js';
 import {parsePlatform} from '../src/model/platform.js';
 import {humanSize} from '../src/ops/format.js';
 import {pushImages, type PushSummary} from '../src/ops/registry.js';
-import {FerryCommand} from './base.js';
+import {compressLevelFlag, compressLevelOption, FerryCommand} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {progressFor} from './progress.js';
 import {chunkSizeFlag, registryFlags, transferFlags} from './registry-flags.js';
@@ -35,6 +35,7 @@ export default class Push extends FerryCommand {
     all: Flags.boolean({description: 'Push every selected image under its own name below TARGET (a registry, optionally with a path).', default: false}),
     platform: Flags.string({description: 'Keep only this os/arch[/variant] of multi-platform images (repeatable); the index pushed is then a new one.', multiple: true, multipleNonGreedy: true}),
     compress: Flags.string({description: 'Layer compression: keep pushes blobs as they are stored.', options: ['keep', 'gzip', 'zstd', 'none'], default: 'keep'}),
+    'compress-level': compressLevelFlag(),
   };
 
   async run(): Promise<PushSummary> {
@@ -47,6 +48,7 @@ export default class Push extends FerryCommand {
       all: flags.all,
       platforms: (flags.platform ?? []).map(parsePlatform),
       compress: flags.compress as 'keep' | 'gzip' | 'zstd' | 'none',
+      ...compressLevelOption(flags.compress, flags['compress-level']),
       ...(flags['manifest-format'] ? {manifestFormat: flags['manifest-format'] as 'oci' | 'docker'} : {}),
       ...(flags.report ? {report: flags.report} : {}),
       keepGoing: flags['keep-going'],

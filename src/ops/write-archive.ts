@@ -5,6 +5,7 @@ import pLimit from 'p-limit';
 import {FerryError, TrailingDataError, UsageError} from '../errors.js';
 import type {BlobJobResult} from '../io/blobs/jobs.js';
 import {transcodeLayer} from '../io/blobs/jobs.js';
+import {checkCompressionLevel} from '../io/compress/encoder.js';
 import {BlobPool} from '../io/blobs/pool.js';
 import {beginAtomicOutput, beginScratchOutput, beginStreamedOutput, transferCacheBeside, type AtomicOutput, type OutputKind} from '../io/fs/atomic.js';
 import {fetchLayers, needsFetch, type FetchStats} from '../io/layers/fetch.js';
@@ -24,6 +25,8 @@ import {silentProgress, type Progress} from './progress.js';
 export interface WriteOptions {
   /** Layer compression: `keep` (default) copies blobs as they are where the destination's consumers load them. */
   compress?: 'keep' | 'gzip' | 'zstd' | 'none';
+  /** The level of the layers ferry compresses: gzip 1–9 (default 6), zstd 1–19 (default 3). Another level gives other digests. */
+  compressLevel?: number;
   /** docker-archive only: `oci` (default: OCI layout + manifest.json + repositories) or `legacy` (Docker ≤24). */
   dockerLayout?: 'oci' | 'legacy';
   /** Replace an existing destination. */
@@ -94,6 +97,7 @@ export async function writeArchive(destination: string, entries: ArchiveEntry[],
   const dest = parseDestination(destination);
   if (options.dockerLayout !== undefined && dest.transport !== 'docker-archive') throw new UsageError(`--docker-layout applies to docker-archive: destinations, not ${dest.transport}:`);
   if (options.compress !== undefined && !['keep', 'gzip', 'zstd', 'none'].includes(options.compress)) throw new UsageError(`invalid compression "${options.compress}": expected keep, gzip, zstd or none`);
+  if (options.compressLevel !== undefined) checkCompressionLevel(options.compress, options.compressLevel);
   const settings = resolveSettings(options.settings);
   const writer = writerFor(dest, {...(options.dockerLayout ? {dockerLayout: options.dockerLayout} : {}), registry: settings.registry, daemon: settings.daemon});
   await writer.prepare?.();
@@ -586,7 +590,7 @@ async function recompressLayers(jobs: readonly Recompression[], label: string, o
     jobs.map((job, n) =>
       limit(async () => {
         if (options.signal?.aborted) throw new FerryError('INTERRUPTED', `${output.destination}: writing aborted`);
-        replaced.set(job.layer.descriptor.digest, await recompress(job.layer, job.to, path.join(dir, `layer-${n}`), settings, pool, (b) => progress.advance(b)));
+        replaced.set(job.layer.descriptor.digest, await recompress(job.layer, job.to, options.compressLevel, path.join(dir, `layer-${n}`), settings, pool, (b) => progress.advance(b)));
       }),
     ),
   ).catch((e: unknown) => {
@@ -603,11 +607,13 @@ async function recompressLayers(jobs: readonly Recompression[], label: string, o
  * changes; the blob digest does (fixed compression parameters keep it deterministic). A blob that is
  * a byte range of a file is done on a worker thread.
  */
-async function recompress(layer: Layer, to: Compression, file: string, settings: Settings, pool: BlobPool, onBytes: (bytes: number) => void): Promise<Layer> {
+async function recompress(layer: Layer, to: Compression, level: number | undefined, file: string, settings: Settings, pool: BlobPool, onBytes: (bytes: number) => void): Promise<Layer> {
   const blob = {digest: layer.descriptor.digest, size: layer.descriptor.size};
   let result: BlobJobResult;
-  if (layer.region) result = await pool.run({kind: 'transcode', source: layer.region, to, blob, diffId: layer.diffId, target: file, limits: settings.limits}, onBytes);
-  else result = await transcodeLayer(layer, {to, target: file, limits: settings.limits}, onBytes);
+  // A level is the user's for the layers compressed as asked (--compress gzip|zstd), not for a layer stored uncompressed because the destination cannot load it.
+  const levelOf = level !== undefined && to !== 'none' ? {level} : {};
+  if (layer.region) result = await pool.run({kind: 'transcode', source: layer.region, to, ...levelOf, blob, diffId: layer.diffId, target: file, limits: settings.limits}, onBytes);
+  else result = await transcodeLayer(layer, {to, ...levelOf, target: file, limits: settings.limits}, onBytes);
   const {bytes: size, digest} = result;
   if (digest === undefined) throw new FerryError('IO', `${layer.label}: recompressing it produced no digest`);
   const mediaType = isNondistributable(layer.descriptor.mediaType) ? (to === 'gzip' ? MediaType.ociLayerNondistGzip : to === 'zstd' ? MediaType.ociLayerNondistZstd : MediaType.ociLayerNondist) : layerMediaType(to, 'oci');

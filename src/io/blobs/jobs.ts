@@ -39,6 +39,8 @@ export interface TranscodeJob {
   kind: 'transcode';
   source: Region;
   to: Compression;
+  /** The gzip or zstd level (default: the encoder's). */
+  level?: number;
   blob: {digest: Digest; size: number};
   diffId: Digest;
   /** A new file (must not exist). */
@@ -211,14 +213,14 @@ export function regionLayer(region: Region, blob: {digest: Digest; size: number}
  * a file is read through reused buffers, one hash serving blob and diffID; anything else goes through
  * the checked read.
  */
-export async function transcodeLayer(source: LayerSource, spec: {to: Compression; target: string; limits: Limits; region?: Region}, onBytes: OnBytes = () => {}): Promise<BlobJobResult> {
+export async function transcodeLayer(source: LayerSource, spec: {to: Compression; level?: number; target: string; limits: Limits; region?: Region}, onBytes: OnBytes = () => {}): Promise<BlobJobResult> {
   const label = source.label;
   const output = await open(spec.target, 'wx', 0o600).catch((e: unknown) => {
     throw ioError(e, spec.target);
   });
   try {
     const sink = new HashingFileSink(output, spec.target, spec.to !== 'none');
-    const encoder = encoderFor(spec.to, sink.write, label);
+    const encoder = encoderFor(spec.to, sink.write, label, spec.level);
     if (spec.region && (await source.compression()) === 'none') {
       checkSize(spec.region, {size: source.descriptor.size, what: `${label}: blob`});
       // The entries' safety is in the headers alone: walked by offset, bodies skipped.
@@ -260,5 +262,5 @@ export async function transcodeLayer(source: LayerSource, spec: {to: Compression
 export async function executeJob(job: BlobJob, onBytes?: OnBytes): Promise<BlobJobResult> {
   if (job.kind === 'copy') return runCopy(job, onBytes);
   if (job.kind === 'check') return runCheck(job, onBytes);
-  return transcodeLayer(regionLayer(job.source, job.blob, job.diffId), {to: job.to, target: job.target, limits: job.limits, region: job.source}, onBytes);
+  return transcodeLayer(regionLayer(job.source, job.blob, job.diffId), {to: job.to, ...(job.level === undefined ? {} : {level: job.level}), target: job.target, limits: job.limits, region: job.source}, onBytes);
 }

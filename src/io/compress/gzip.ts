@@ -3,6 +3,9 @@ import zlib from 'node:zlib';
 import {isAllZero} from '../bytes/zeros.js';
 import type {Emit} from './types.js';
 
+/** zlib's default level, and gzip(1)'s. */
+export const GZIP_LEVEL = 6;
+
 export interface GzipOptions {
   level?: number;
   /** Input bytes per independently compressed block. */
@@ -59,7 +62,7 @@ export class GzipBlockEncoder {
   #zeroBlock: Promise<Buffer> | undefined;
 
   constructor(options: GzipOptions, emit: Emit) {
-    this.#level = options.level ?? 6;
+    this.#level = options.level ?? GZIP_LEVEL;
     this.#blockSize = options.blockSize ?? 1 << 20;
     this.#concurrency = Math.max(1, options.concurrency ?? Math.max(2, os.availableParallelism()));
     this.#emit = emit;

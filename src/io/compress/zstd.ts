@@ -73,11 +73,12 @@ export function zstdDecompressor(label: string, options: {allowTrailing?: boolea
   });
 }
 
-const ZSTD_LEVEL = 3;
+/** zstd's own default level (what `zstd` and containers/image use). */
+export const ZSTD_LEVEL = 3;
 const CHUNK = 1 << 20;
 
 /**
- * zstd at level 3 without a checksum, fed in fixed 1 MiB chunks so the frame is the same however
+ * zstd at level 3 (or the one asked for) without a checksum, fed in fixed 1 MiB chunks so the frame is the same however
  * the input arrives, writing into one reused output buffer: no per-chunk allocation for the garbage
  * collector to chase (a stream version peaked at 200 MB RSS on a 2 GB image). Synchronous on the
  * calling thread (a worker's).
@@ -89,8 +90,11 @@ export class ZstdEncoder {
   #staged = 0;
   /** Room for a whole compressed chunk, so each chunk's output is emitted (and written) in one piece. */
   readonly #out = Buffer.allocUnsafeSlow(CHUNK + 64 * 1024);
-  constructor(private readonly emit: Emit) {
-    this.#cctx.setParameter(this.#zstd.CParameter.compressionLevel, ZSTD_LEVEL);
+  constructor(
+    private readonly emit: Emit,
+    level = ZSTD_LEVEL,
+  ) {
+    this.#cctx.setParameter(this.#zstd.CParameter.compressionLevel, level);
     this.#cctx.setParameter(this.#zstd.CParameter.checksumFlag, 0);
   }
 
