@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Launcher. `--version` answers without loading anything else; every command runs from the bundled
-// CLI (dist/bundle/ferry.cjs, scripts/bundle.js), one file compiled with its code cache (bin/load-cli.js). Commands report their own errors
-// (commands/base.ts); what fails before a command runs (an unknown command) gets the same one-line
-// form here, exit 2.
+// CLI (dist/bundle/ferry.cjs, scripts/bundle.js), one file compiled with its code cache
+// (bin/load-cli.js). Commands report their own errors (commands/base.ts); what fails before a
+// command runs (an unknown command) gets the same one-line form here, exit 2.
 import {readFileSync} from 'node:fs';
 
 const argv = process.argv.slice(2);

@@ -1,6 +1,6 @@
 import {Args, Command, Errors, Flags, type Interfaces} from '@oclif/core';
 import {describeError, EXIT_CODES, exitCodeFor, FerryError, ioError, printable} from '../src/errors.js';
-import {checkCompressionLevel} from '../src/io/compress/encoder.js';
+import {checkCompressionLevel, COMPRESSION_LEVELS} from '../src/io/compress/encoder.js';
 import {resolveSettings, type Settings} from '../src/settings.js';
 import {installSignalCleanup} from './cleanup.js';
 import type {DaemonFlagValues} from './daemon-flags.js';
@@ -41,8 +41,10 @@ export const sourceArg = () =>
   Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true});
 
 /** --compress-level of every command that has --compress (checked against the compression in src/io/compress/encoder.ts). */
-export const compressLevelFlag = () =>
-  Flags.integer({description: 'Level of the layers ferry compresses: gzip 1-9 (default 6), zstd 1-19 (default 3). Lower is faster and larger; another level gives other digests.'});
+export const compressLevelFlag = () => {
+  const {gzip, zstd} = COMPRESSION_LEVELS;
+  return Flags.integer({description: `Level of the layers ferry compresses: gzip ${gzip.min}-${gzip.max} (default ${gzip.default}), zstd ${zstd.min}-${zstd.max} (default ${zstd.default}). Lower is faster and larger; another level gives other digests.`});
+};
 
 /** The level given, as the write options take it; one that --compress cannot take is a usage error before any work. */
 export function compressLevelOption(compress: string, level: number | undefined): {compressLevel?: number} {

@@ -78,10 +78,10 @@ export const ZSTD_LEVEL = 3;
 const CHUNK = 1 << 20;
 
 /**
- * zstd at level 3 (or the one asked for) without a checksum, fed in fixed 1 MiB chunks so the frame is the same however
- * the input arrives, writing into one reused output buffer: no per-chunk allocation for the garbage
- * collector to chase (a stream version peaked at 200 MB RSS on a 2 GB image). Synchronous on the
- * calling thread (a worker's).
+ * zstd at level 3 (or the one asked for) without a checksum, fed in fixed 1 MiB chunks so the frame
+ * is the same however the input arrives, writing into one reused output buffer: no per-chunk
+ * allocation for the garbage collector to chase (a stream version peaked at 200 MB RSS on a 2 GB
+ * image). Synchronous on the calling thread (a worker's).
  */
 export class ZstdEncoder {
   readonly #zstd = zstdBinding();
