@@ -40,17 +40,26 @@ type ArgOutput = {[name: string]: any};
 export const sourceArg = () =>
   Args.string({description: 'Archive: PATH, -, or docker-archive:|oci-archive:|oci:|rootfs:PATH, docker://REF or docker-daemon:NAME', required: true});
 
-/** --compress-level of every command that has --compress (checked against the compression in src/io/compress/encoder.ts). */
-export const compressLevelFlag = () => {
+/**
+ * --compress and --compress-level, the same on every command that writes layers (convert, squash,
+ * import, push, pull, save); what --compress means there is its own description. The level is
+ * checked against the compression in src/io/compress/encoder.ts.
+ */
+export const compressFlags = (description: string) => {
   const {gzip, zstd} = COMPRESSION_LEVELS;
-  return Flags.integer({description: `Level of the layers ferry compresses: gzip ${gzip.min}-${gzip.max} (default ${gzip.default}), zstd ${zstd.min}-${zstd.max} (default ${zstd.default}). Lower is faster and larger; another level gives other digests.`});
+  return {
+    compress: Flags.string({description, options: ['keep', 'gzip', 'zstd', 'none'], default: 'keep'}),
+    'compress-level': Flags.integer({description: `Level of the layers ferry compresses: gzip ${gzip.min}-${gzip.max} (default ${gzip.default}), zstd ${zstd.min}-${zstd.max} (default ${zstd.default}). Lower is faster and larger; another level gives other digests.`}),
+  };
 };
 
-/** The level given, as the write options take it; one that --compress cannot take is a usage error before any work. */
-export function compressLevelOption(compress: string, level: number | undefined): {compressLevel?: number} {
-  if (level === undefined) return {};
+/** The write options of compressFlags; a level --compress cannot take is a usage error before any work. */
+export function compressOptions(flags: {compress: string; 'compress-level'?: number | undefined}): {compress: 'keep' | 'gzip' | 'zstd' | 'none'; compressLevel?: number} {
+  const compress = flags.compress as 'keep' | 'gzip' | 'zstd' | 'none';
+  const level = flags['compress-level'];
+  if (level === undefined) return {compress};
   checkCompressionLevel(compress, level);
-  return {compressLevel: level};
+  return {compress, compressLevel: level};
 }
 
 /**

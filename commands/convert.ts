@@ -4,7 +4,7 @@ import {parsePlatform} from '../src/model/platform.js';
 import {convertArchive, type ConvertSummary} from '../src/ops/convert.js';
 import {describeDestination, humanSize} from '../src/ops/format.js';
 import {parseDestination} from '../src/transports/table.js';
-import {compressLevelFlag, compressLevelOption, FerryCommand} from './base.js';
+import {compressFlags, compressOptions, FerryCommand} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {registryFlags, transferFlags} from './registry-flags.js';
 import {progressFor} from './progress.js';
@@ -33,8 +33,7 @@ export default class Convert extends FerryCommand {
     ...registryFlags,
     image: Flags.string({description: 'Convert only images matching this name, image ID or manifest digest (repeatable; default all).', multiple: true, multipleNonGreedy: true}),
     tag: Flags.string({description: 'Name the output image (repeatable; only when one image is converted). Replaces its names.', multiple: true, multipleNonGreedy: true}),
-    compress: Flags.string({description: 'Layer compression: keep copies blobs as they are where the destination loads them.', options: ['keep', 'gzip', 'zstd', 'none'], default: 'keep'}),
-    'compress-level': compressLevelFlag(),
+    ...compressFlags('Layer compression: keep copies blobs as they are where the destination loads them.'),
     platform: Flags.string({description: 'Pick this os/arch[/variant] from multi-platform indexes (repeatable: a new index of those platforms).', multiple: true, multipleNonGreedy: true}),
     'manifest-format': transferFlags['manifest-format'],
     referrers: transferFlags.referrers,
@@ -51,8 +50,7 @@ export default class Convert extends FerryCommand {
     const summary = await convertArchive(args.source, args.destination, {
       images: flags.image ?? [],
       ...(flags.tag ? {tags: flags.tag} : {}),
-      compress: flags.compress as 'keep' | 'gzip' | 'zstd' | 'none',
-      ...compressLevelOption(flags.compress, flags['compress-level']),
+      ...compressOptions(flags),
       ...(flags['docker-layout'] ? {dockerLayout: flags['docker-layout'] as 'oci' | 'legacy'} : {}),
       platforms,
       ...(flags['manifest-format'] ? {manifestFormat: flags['manifest-format'] as 'oci' | 'docker'} : {}),

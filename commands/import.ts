@@ -3,7 +3,7 @@ import {parsePlatform} from '../src/model/platform.js';
 import {humanSize} from '../src/ops/format.js';
 import {importRootfs} from '../src/ops/import.js';
 import {parseDestination} from '../src/transports/table.js';
-import {compressLevelFlag, compressLevelOption, FerryCommand} from './base.js';
+import {compressFlags, compressOptions, FerryCommand} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 
@@ -30,8 +30,7 @@ export default class Import extends FerryCommand {
     change: Flags.string({char: 'c', description: 'Apply a Dockerfile instruction to the config (repeatable).', multiple: true, multipleNonGreedy: true}),
     platform: Flags.string({description: 'os/arch[/variant] written in the config (default: linux and this machine\'s architecture).'}),
     message: Flags.string({char: 'm', description: 'History comment (default "Imported from -", as docker import writes).'}),
-    compress: Flags.string({description: 'Layer compression of the output.', options: ['keep', 'gzip', 'zstd', 'none'], default: 'keep'}),
-    'compress-level': compressLevelFlag(),
+    ...compressFlags('Layer compression of the output.'),
     'docker-layout': Flags.string({description: 'docker-archive layout: oci (Docker 25+: loads everywhere) or legacy (Docker <=24).', options: ['oci', 'legacy']}),
     force: Flags.boolean({description: 'Replace an existing destination.', default: false}),
   };
@@ -45,8 +44,7 @@ export default class Import extends FerryCommand {
       changes: flags.change ?? [],
       ...(platform ? {platform} : {}),
       ...(flags.message === undefined ? {} : {message: flags.message}),
-      compress: flags.compress as 'keep' | 'gzip' | 'zstd' | 'none',
-      ...compressLevelOption(flags.compress, flags['compress-level']),
+      ...compressOptions(flags),
       ...(flags['docker-layout'] ? {dockerLayout: flags['docker-layout'] as 'oci' | 'legacy'} : {}),
       force: flags.force,
       note: (m) => this.note(m),

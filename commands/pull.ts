@@ -4,7 +4,7 @@ import {parsePlatform} from '../src/model/platform.js';
 import {describeDestination, humanSize} from '../src/ops/format.js';
 import {archiveDestination, pullImages, type PullSummary} from '../src/ops/registry.js';
 import {parseDestination} from '../src/transports/table.js';
-import {compressLevelFlag, compressLevelOption, FerryCommand} from './base.js';
+import {compressFlags, compressOptions, FerryCommand} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {progressFor} from './progress.js';
 import {registryFlags, transferFlags} from './registry-flags.js';
@@ -32,8 +32,7 @@ export default class Pull extends FerryCommand {
     ...registryFlags,
     ...transferFlags,
     platform: Flags.string({description: 'Keep only this os/arch[/variant] of multi-platform images (repeatable: a new index of those platforms).', multiple: true, multipleNonGreedy: true}),
-    compress: Flags.string({description: 'Layer compression: keep stores blobs as the registry served them.', options: ['keep', 'gzip', 'zstd', 'none'], default: 'keep'}),
-    'compress-level': compressLevelFlag(),
+    ...compressFlags('Layer compression: keep stores blobs as the registry served them.'),
     'docker-layout': Flags.string({description: 'docker-archive layout: oci (Docker 25+, keeps manifests) or legacy (Docker <=24, keeps none).', options: ['oci', 'legacy']}),
     force: Flags.boolean({description: 'Replace an existing destination.', default: false}),
   };
@@ -49,8 +48,7 @@ export default class Pull extends FerryCommand {
     if (json && dest.path === '-') throw new UsageError('--json prints to stdout, which already carries the archive (DEST -)');
     const summary = await pullImages(refs, destination, {
       platforms: (flags.platform ?? []).map(parsePlatform),
-      compress: flags.compress as 'keep' | 'gzip' | 'zstd' | 'none',
-      ...compressLevelOption(flags.compress, flags['compress-level']),
+      ...compressOptions(flags),
       ...(flags['docker-layout'] ? {dockerLayout: flags['docker-layout'] as 'oci' | 'legacy'} : {}),
       ...(flags['manifest-format'] ? {manifestFormat: flags['manifest-format'] as 'oci' | 'docker'} : {}),
       ...(flags.report ? {report: flags.report} : {}),

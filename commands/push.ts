@@ -3,7 +3,7 @@ import {UsageError} from '../src/errors.js';
 import {parsePlatform} from '../src/model/platform.js';
 import {humanSize} from '../src/ops/format.js';
 import {pushImages, type PushSummary} from '../src/ops/registry.js';
-import {compressLevelFlag, compressLevelOption, FerryCommand} from './base.js';
+import {compressFlags, compressOptions, FerryCommand} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {progressFor} from './progress.js';
 import {chunkSizeFlag, registryFlags, transferFlags} from './registry-flags.js';
@@ -34,8 +34,7 @@ export default class Push extends FerryCommand {
     image: Flags.string({description: 'Push only images matching this name, image ID or manifest digest (repeatable).', multiple: true, multipleNonGreedy: true}),
     all: Flags.boolean({description: 'Push every selected image under its own name below TARGET (a registry, optionally with a path).', default: false}),
     platform: Flags.string({description: 'Keep only this os/arch[/variant] of multi-platform images (repeatable); the index pushed is then a new one.', multiple: true, multipleNonGreedy: true}),
-    compress: Flags.string({description: 'Layer compression: keep pushes blobs as they are stored.', options: ['keep', 'gzip', 'zstd', 'none'], default: 'keep'}),
-    'compress-level': compressLevelFlag(),
+    ...compressFlags('Layer compression: keep pushes blobs as they are stored.'),
   };
 
   async run(): Promise<PushSummary> {
@@ -47,8 +46,7 @@ export default class Push extends FerryCommand {
       images: flags.image ?? [],
       all: flags.all,
       platforms: (flags.platform ?? []).map(parsePlatform),
-      compress: flags.compress as 'keep' | 'gzip' | 'zstd' | 'none',
-      ...compressLevelOption(flags.compress, flags['compress-level']),
+      ...compressOptions(flags),
       ...(flags['manifest-format'] ? {manifestFormat: flags['manifest-format'] as 'oci' | 'docker'} : {}),
       ...(flags.report ? {report: flags.report} : {}),
       keepGoing: flags['keep-going'],

@@ -5,7 +5,7 @@ import {saveImages} from '../src/ops/daemon.js';
 import {archiveDestination} from '../src/ops/registry.js';
 import type {WriteSummary} from '../src/ops/write-archive.js';
 import {parseDestination} from '../src/transports/table.js';
-import {compressLevelFlag, compressLevelOption, FerryCommand} from './base.js';
+import {compressFlags, compressOptions, FerryCommand} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {progressFor} from './progress.js';
 
@@ -21,8 +21,7 @@ export default class Save extends FerryCommand {
   };
   static override flags = {
     ...daemonFlags,
-    compress: Flags.string({description: 'Layer compression of the archive.', options: ['keep', 'gzip', 'zstd', 'none'], default: 'keep'}),
-    'compress-level': compressLevelFlag(),
+    ...compressFlags('Layer compression of the archive.'),
     'docker-layout': Flags.string({description: 'docker-archive layout: oci (Docker 25+: loads everywhere) or legacy (Docker <=24).', options: ['oci', 'legacy']}),
     force: Flags.boolean({description: 'Replace an existing destination.', default: false}),
   };
@@ -36,8 +35,7 @@ export default class Save extends FerryCommand {
     const dest = parseDestination(archiveDestination(destination));
     if (json && dest.path === '-') throw new UsageError('--json prints to stdout, which already carries the archive (DEST -)');
     const summary = await saveImages(positional.slice(0, -1), destination, {
-      compress: flags.compress as 'keep' | 'gzip' | 'zstd' | 'none',
-      ...compressLevelOption(flags.compress, flags['compress-level']),
+      ...compressOptions(flags),
       ...(flags['docker-layout'] ? {dockerLayout: flags['docker-layout'] as 'oci' | 'legacy'} : {}),
       force: flags.force,
       note: (m) => this.note(m),

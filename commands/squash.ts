@@ -3,7 +3,7 @@ import {humanSize} from '../src/ops/format.js';
 import {squashToArchive} from '../src/ops/squash.js';
 import {openArchive, parseDestination} from '../src/transports/table.js';
 import {parsePlatform} from '../src/model/platform.js';
-import {compressLevelFlag, compressLevelOption, FerryCommand, sourceArg} from './base.js';
+import {compressFlags, compressOptions, FerryCommand, sourceArg} from './base.js';
 import {daemonFlags} from './daemon-flags.js';
 import {registryFlags} from './registry-flags.js';
 import {progressFor} from './progress.js';
@@ -31,8 +31,7 @@ export default class Squash extends FerryCommand {
     image: Flags.string({description: 'The image to squash (name, image ID or manifest digest) when the archive holds several.'}),
     platform: Flags.string({description: 'The os/arch[/variant] of a multi-platform image (default: this machine\'s).'}),
     tag: Flags.string({description: 'Name the output image (repeatable); default: the source names.', multiple: true, multipleNonGreedy: true}),
-    compress: Flags.string({description: 'Layer compression of the output.', options: ['keep', 'gzip', 'zstd', 'none'], default: 'keep'}),
-    'compress-level': compressLevelFlag(),
+    ...compressFlags('Layer compression of the output.'),
     'docker-layout': Flags.string({description: 'docker-archive layout: oci (Docker 25+: loads everywhere) or legacy (Docker <=24).', options: ['oci', 'legacy']}),
     force: Flags.boolean({description: 'Replace an existing destination.', default: false}),
   };
@@ -40,7 +39,7 @@ export default class Squash extends FerryCommand {
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Squash);
     parseDestination(args.destination); // a bad destination is a usage error before any work
-    const level = compressLevelOption(flags.compress, flags['compress-level']);
+    const compression = compressOptions(flags);
     const archive = await openArchive(args.source, {settings: this.settings, stdin: process.stdin});
     try {
       const summary = await squashToArchive(archive, args.destination, {
@@ -48,8 +47,7 @@ export default class Squash extends FerryCommand {
         ...(flags.platform ? {platform: parsePlatform(flags.platform)} : {}),
         fromLayer: flags['from-layer'],
         ...(flags.tag ? {tags: flags.tag} : {}),
-        compress: flags.compress as 'keep' | 'gzip' | 'zstd' | 'none',
-        ...level,
+        ...compression,
         ...(flags['docker-layout'] ? {dockerLayout: flags['docker-layout'] as 'oci' | 'legacy'} : {}),
         force: flags.force,
         note: (m) => this.note(m),
